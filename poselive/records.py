@@ -1,0 +1,60 @@
+"""The small typed records that pass between pipeline stages. Coordinates are original-image px (0-based pixel
+centres) unless a docstring says otherwise."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One captured image. image: (H, W, 3) uint8 BGR; index: frame number in its source (0-based);
+    capture_time: time.monotonic() seconds when it was grabbed (for latency); video_time: seconds into the
+    source (frame index / fps for files), used in outputs."""
+    image: np.ndarray
+    index: int
+    capture_time: float
+    video_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class Person:
+    """One body. keypoints: (17, 3) float32 x, y in image px and score in [0, 1]; bbox: (x, y, w, h) image px;
+    score: person confidence; track_id: stable id from tracking (-1 before tracking)."""
+    keypoints: np.ndarray
+    bbox: tuple[float, float, float, float]
+    score: float
+    track_id: int = -1
+
+
+@dataclass(frozen=True)
+class HeadPose:
+    """Head rotation in degrees: yaw (left/right turn), pitch (nod), roll (tilt), camera frame."""
+    yaw: float
+    pitch: float
+    roll: float
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face. landmarks: (68, 3) float32 x, y in image px and score; bbox: (x, y, w, h) image px;
+    head_pose: None when the fit failed; rvec/tvec: solvePnP's rotation and translation (camera frame) for
+    drawing axes."""
+    landmarks: np.ndarray
+    bbox: tuple[float, float, float, float]
+    score: float
+    head_pose: HeadPose | None = None
+    rvec: np.ndarray | None = None
+    tvec: np.ndarray | None = None
+    track_id: int = -1
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """Milliseconds spent per pipeline stage for one frame."""
+    ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_ms(self) -> float:
+        return float(sum(self.ms.values()))

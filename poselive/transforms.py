@@ -1,0 +1,87 @@
+"""Box -> affine crop, and its exact inverse. Shared by training and inference.
+
+Coordinate convention (stated once, used everywhere): pixel centres sit at integer coordinates, 0-based, in
+every frame (original image px, crop/input px, heatmap px). A crop of output size (W, H) covers the continuous
+area [-0.5, W-0.5] x [-0.5, H-0.5]; the box it shows is mapped onto exactly that area, so the box centre lands
+on ((W-1)/2, (H-1)/2) and the scale is W / box_width. OpenCV's `warpAffine` uses the same pixel-centre
+convention, so the matrix built here is the one it needs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# ImageNet statistics; the network sees RGB in [0, 1] normalised by these.
+MEAN_RGB = np.array([0.485, 0.456, 0.406], np.float32)
+STD_RGB = np.array([0.229, 0.224, 0.225], np.float32)
+# Outside the image a crop is filled with the mean colour, which the network sees as 0 after normalisation.
+MEAN_BGR_U8 = (104, 116, 124)
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """The region of an image a crop shows.
+
+    center_xy: (x, y) in image px; size_wh: (w, h) in image px, already expanded to the crop's aspect ratio;
+    rotation_deg: counter-clockwise rotation of the content; flip: mirror horizontally.
+    """
+    center_xy: tuple[float, float]
+    size_wh: tuple[float, float]
+    rotation_deg: float = 0.0
+    flip: bool = False
+
+
+def box_to_crop(box_xywh, input_wh: tuple[int, int], padding: float = 1.25) -> CropBox:
+    """Expand a person box (x, y, w, h in image px, COCO style) to the crop's aspect ratio, times `padding`."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    w, h = max(w, 1.0), max(h, 1.0)
+    aspect = input_wh[0] / input_wh[1]
+    if w > aspect * h:
+        h = w / aspect
+    else:
+        w = h * aspect
+    return CropBox((x + 0.5 * float(box_xywh[2]), y + 0.5 * float(box_xywh[3])), (w * padding, h * padding))
+
+
+def crop_matrix(crop: CropBox, out_wh: tuple[int, int]) -> np.ndarray:
+    """2x3 float64 affine matrix mapping image px -> crop px (see the module docstring)."""
+    out_w, out_h = out_wh
+    cx, cy = crop.center_xy
+    s = out_w / crop.size_wh[0]
+    sy = out_h / crop.size_wh[1]
+    a = np.deg2rad(crop.rotation_deg)
+    cos, sin = np.cos(a), np.sin(a)
+    fx = -1.0 if crop.flip else 1.0
+    # Centre the box at the origin, rotate (counter-clockwise as seen on screen, y pointing down), scale,
+    # mirror, then move the origin to the crop's centre.
+    rot = np.array([[cos, sin], [-sin, cos]])
+    lin = np.diag([fx * s, sy]) @ rot
+    t = np.array([(out_w - 1) / 2.0, (out_h - 1) / 2.0]) - lin @ np.array([cx, cy])
+    return np.hstack([lin, t[:, None]])
+
+
+def invert_matrix(m: np.ndarray) -> np.ndarray:
+    """Exact inverse of a 2x3 affine matrix (crop px -> image px)."""
+    return cv2.invertAffineTransform(np.asarray(m, np.float64))
+
+
+def apply_matrix(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine to points `xy` (..., 2); returns float64 of the same shape."""
+    xy = np.asarray(xy, np.float64)
+    return xy @ m[:, :2].T + m[:, 2]
+
+
+def warp_crop(image: np.ndarray, m: np.ndarray, out_wh: tuple[int, int],
+              border_value=MEAN_BGR_U8) -> np.ndarray:
+    """Cut the crop described by `m` (image -> crop) out of `image` (H, W, 3 uint8). Bilinear."""
+    return cv2.warpAffine(image, m, out_wh, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=border_value)
+
+
+def normalize_bgr(crops_bgr: np.ndarray) -> np.ndarray:
+    """uint8 BGR crops (N, H, W, 3) -> float32 network input (N, 3, H, W), RGB, ImageNet-normalised."""
+    x = crops_bgr[..., ::-1].astype(np.float32) * (1.0 / 255.0)
+    x = (x - MEAN_RGB) / STD_RGB
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
