@@ -7,14 +7,11 @@ from pathlib import Path
 
 import torch
 
+from poselive.errors import WeightsError
 from poselive.nets.configs import NetConfig
 from poselive.nets.hourglass import StackedHourglass
 
 FORMAT = "poselive-checkpoint-1"
-
-
-class WeightsError(RuntimeError):
-    """A weights file is missing, unreadable, or does not fit the network it is meant for."""
 
 
 def save_checkpoint(path: str | os.PathLike, model: StackedHourglass, extra: dict | None = None,

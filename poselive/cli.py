@@ -1,0 +1,132 @@
+"""`poselive` command line: argument parsing only. Each command hands its parsed arguments to the module that
+does the work (imported lazily, so `poselive --help` stays fast)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from poselive.errors import PoseliveError
+
+
+def _device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA fp16, else ONNX Runtime, else torch CPU), cuda, onnx, cpu")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="poselive", description="Real-time body and face landmarks.")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the body pipeline on the bundled sample clip")
+    p.add_argument("--out", default="poselive-demo", help="folder for the annotated MP4 and JSONL")
+    p.add_argument("--show", action="store_true", help="also show a window")
+    _device(p)
+    p.set_defaults(target="poselive.app:demo_command")
+
+    p = sub.add_parser("run", help="run the live pipeline on a camera, video, image folder or URL")
+    p.add_argument("--source", default="0", help="camera index, video file, image folder, URL or 'synthetic'")
+    p.add_argument("--task", default="body", help="comma list of body,face")
+    p.add_argument("--show", action="store_true", help="show a window with the overlay")
+    p.add_argument("--out", help="write the annotated video to this MP4")
+    p.add_argument("--json", help="write one JSON line per frame to this file")
+    p.add_argument("--heatmaps", action="store_true", help="blend the network's heatmaps over the frame")
+    p.add_argument("--no-smooth", action="store_true", help="turn the One Euro filter off")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    _device(p)
+    p.set_defaults(target="poselive.app:run_command")
+
+    p = sub.add_parser("track", help="track people through many videos, one JSONL per video")
+    p.add_argument("inputs", nargs="+", help="video files or folders of videos")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--video", action="store_true", help="also write an annotated MP4 per video")
+    p.add_argument("--redo", action="store_true", help="process videos whose output already exists")
+    p.add_argument("--ray", nargs="?", const="local", help="run on Ray: no value starts a local Ray, "
+                   "or give a cluster address")
+    _device(p)
+    p.set_defaults(target="poselive.batch:track_command")
+
+    p = sub.add_parser("gui", help="open the PyQt5 window")
+    p.add_argument("--source", default=None, help="start with this source")
+    _device(p)
+    p.set_defaults(target="poselive.gui.window:gui_command")
+
+    p = sub.add_parser("cameras", help="list the cameras OpenCV can open")
+    p.add_argument("--max-index", type=int, default=8)
+    p.set_defaults(target="poselive.sources:cameras_command")
+
+    p = sub.add_parser("serve", help="publish a live skeleton stream (UDP / WebSocket / OSC)")
+    p.add_argument("--source", default="0")
+    p.add_argument("--udp", help="HOST:PORT to send JSON datagrams to")
+    p.add_argument("--ws", help="HOST:PORT to serve WebSocket clients on")
+    p.add_argument("--osc", help="HOST:PORT to send OSC messages to")
+    p.add_argument("--allow-remote", action="store_true", help="allow binding to a non-loopback address")
+    p.add_argument("--task", default="body")
+    _device(p)
+    p.set_defaults(target="poselive.stream.server:serve_command")
+
+    p = sub.add_parser("bench", help="time every stage on every backend available here")
+    p.add_argument("--model", default="body-lite", help="model name or weights file")
+    p.add_argument("--pipeline", metavar="SOURCE", help="also time the whole pipeline on this source")
+    p.add_argument("--repeats", type=int, default=50, help="timed runs per measurement")
+    p.add_argument("--mediapipe", action="store_true", help="time MediaPipe BlazePose side by side if installed")
+    p.set_defaults(target="poselive.bench:bench_command")
+
+    p = sub.add_parser("export-onnx", help="export weights to ONNX (dynamic batch, height, width)")
+    p.add_argument("weights")
+    p.add_argument("out")
+    p.set_defaults(target="poselive.backends:export_command")
+
+    p = sub.add_parser("train", help="train a model (resumable)")
+    p.add_argument("config", help="body-lite, body-full, face-lite, ...")
+    p.add_argument("--out", help="run folder (default runs/CONFIG)")
+    p.add_argument("--minutes", type=float, help="stop after this many minutes")
+    p.add_argument("--steps", type=int, help="stop after this many steps")
+    p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has last.pt")
+    p.add_argument("--data", help="shared data folder (default $POSELIVE_DATA or ../shared/data)")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--device", default="auto", help="auto, cuda or cpu")
+    p.set_defaults(target="poselive.train.run:train_command")
+
+    p = sub.add_parser("eval", help="score a model on COCO keypoint json + images, or on .pts face folders")
+    p.add_argument("--task", default="body", choices=["body", "face"])
+    p.add_argument("--data", nargs="+", help="COCO json files (body) or .pts folders (face); default: our "
+                   "validation split")
+    p.add_argument("--model", default=None, help="model name or weights file")
+    p.add_argument("--detections", action="store_true", help="also score with the model's own detections")
+    p.add_argument("--baseline", action="store_true", help="also run MediaPipe (body) / dlib (face) if installed")
+    p.add_argument("--out", help="write the metrics (and CED plot for faces) here")
+    _device(p)
+    p.set_defaults(target="poselive.train.evaluate:eval_command")
+
+    p = sub.add_parser("predict", help="keypoints for images, written as COCO results json")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--task", default="body", choices=["body", "face"])
+    p.add_argument("--boxes", help="json: {file_name: [[x, y, w, h], ...]} boxes to use instead of detection")
+    p.add_argument("--out", required=True, help="results json")
+    p.add_argument("--model", default=None, help="model name or weights file")
+    _device(p)
+    p.set_defaults(target="poselive.predict:predict_command")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    module, func = args.target.split(":")
+    try:
+        return int(getattr(importlib.import_module(module), func)(args) or 0)
+    except PoseliveError as e:
+        print(f"poselive: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("poselive: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
