@@ -1,0 +1,21 @@
+"""poselive: real-time body and face landmarks from a webcam or video.
+
+Heavy modules (torch, onnxruntime) load only when a model is built, so `import poselive` stays light."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["PoseEstimator", "FaceEstimator", "Person", "Face", "Frame", "HeadPose"]
+
+
+def __getattr__(name):
+    if name == "PoseEstimator":
+        from poselive.estimator import PoseEstimator
+        return PoseEstimator
+    if name == "FaceEstimator":
+        from poselive.face_estimator import FaceEstimator
+        return FaceEstimator
+    if name in ("Person", "Face", "Frame", "HeadPose"):
+        from poselive import records
+        return getattr(records, name)
+    raise AttributeError(f"module 'poselive' has no attribute {name!r}")

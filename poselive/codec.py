@@ -51,6 +51,13 @@ def heatmap_to_input(xy: np.ndarray, stride: int) -> np.ndarray:
     return (np.asarray(xy, np.float64) + 0.5) * stride - 0.5
 
 
+def image_to_heatmap_matrix(image_to_input: np.ndarray, stride: int) -> np.ndarray:
+    """Compose a 2x3 affine (image px -> input px) with `input_to_heatmap`: image px -> heatmap px."""
+    m = np.asarray(image_to_input, np.float64) / stride
+    m[:, 2] += 0.5 / stride - 0.5
+    return m
+
+
 def encode_gaussian(xy_hm: np.ndarray, visible: np.ndarray, heatmap_wh: tuple[int, int], sigma: float
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian targets centred at sub-pixel points.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class Frame:
     """One captured image. image: (H, W, 3) uint8 BGR; index: frame number in its source (0-based);
     capture_time: time.monotonic() seconds when it was grabbed (for latency); video_time: seconds into the
@@ -18,7 +18,7 @@ class Frame:
     video_time: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class Person:
     """One body. keypoints: (17, 3) float32 x, y in image px and score in [0, 1]; bbox: (x, y, w, h) image px;
     score: person confidence; track_id: stable id from tracking (-1 before tracking)."""
@@ -36,7 +36,7 @@ class HeadPose:
     roll: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class Face:
     """One face. landmarks: (68, 3) float32 x, y in image px and score; bbox: (x, y, w, h) image px;
     head_pose: None when the fit failed; rvec/tvec: solvePnP's rotation and translation (camera frame) for

@@ -81,7 +81,12 @@ FACE68 = _face68()
 # Outer eye corners: the 300-W inter-ocular normalisation for NME.
 FACE68_OUTER_EYE_CORNERS = (36, 45)
 
-SCHEMAS = {s.name: s for s in (COCO17, FACE68)}
+# The person detector predicts one "keypoint": the centre of each person's box (CenterNet-style), plus box size
+# maps as extra outputs.
+PERSON_CENTRE = KeypointSchema(name="person_centre", keypoints=("person_centre",), skeleton=(), flip_pairs=(),
+                               sigmas=())
+
+SCHEMAS = {s.name: s for s in (COCO17, FACE68, PERSON_CENTRE)}
 
 
 def schema_by_name(name: str) -> KeypointSchema:

@@ -56,7 +56,13 @@ BODY_FULL = NetConfig("body-full", "coco17", (192, 256), stacks=4, depth=4, widt
 FACE_LITE = NetConfig("face-lite", "face68", (128, 128), stacks=2, depth=3, width=64, stem_width=32,
                       block="inverted", expansion=3)
 
-CONFIGS = {c.name: c for c in (BODY_LITE, BODY_FULL, FACE_LITE)}
+# body-det: finds people in a whole (letterboxed) frame: channel 0 is a person-centre heatmap (logits),
+# channels 1-2 the log of the box width and height in heatmap px at each centre. One stack, one more halving
+# for a wider view.
+BODY_DET = NetConfig("body-det", "person_centre", (192, 192), stacks=1, depth=4, width=64, stem_width=32,
+                     block="bottleneck", extra_outputs=2)
+
+CONFIGS = {c.name: c for c in (BODY_LITE, BODY_FULL, FACE_LITE, BODY_DET)}
 
 
 def config_by_name(name: str) -> NetConfig:

@@ -1,6 +1,10 @@
-"""Training: `poselive train CONFIG` runs in resumable chunks (checkpoint every few minutes, `--resume` picks
-up from `last.pt`), with intermediate supervision on every stack and a quick PCK@0.2 validation on a split no
-training step sees."""
+"""Training: `poselive train CONFIG` runs in resumable chunks (checkpoint every few minutes; a rerun picks up
+from `last.pt`), with intermediate supervision on every stack and a quick validation on a split no training
+step sees.
+
+What is trained is a *task*: it makes batches, computes the loss and validates. `KeypointTask` trains body or
+face keypoint networks on person/face crops; `DetectionTask` trains the person-centre detector on scenes. The
+loop itself (schedule, AMP, checkpoints, logging) is the same for all."""
 from __future__ import annotations
 
 import logging
@@ -12,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from poselive.checkpoint import read_checkpoint, save_checkpoint
 from poselive.codec import HeatmapCodec
@@ -19,7 +24,9 @@ from poselive.nets.configs import NetConfig, config_by_name
 from poselive.nets.hourglass import StackedHourglass, count_params
 from poselive.schemas import schema_by_name
 from poselive.train.augment import AugmentConfig, augment_person
+from poselive.det_codec import CentreCodec, box_iou
 from poselive.train.coco_data import CropCache
+from poselive.train.det_data import DetCache, augment_scene
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
 
 log = logging.getLogger("poselive.train")
@@ -43,30 +50,6 @@ def lr_at(step: int, tc: TrainConfig) -> float:
         return tc.lr * (step + 1) / tc.warmup_steps
     t = min(1.0, (step - tc.warmup_steps) / max(1, tc.total_steps - tc.warmup_steps))
     return tc.lr_min + 0.5 * (tc.lr - tc.lr_min) * (1 + math.cos(math.pi * t))
-
-
-def make_batch(cache: CropCache, idx: np.ndarray, cfg: NetConfig, codec: HeatmapCodec, aug: AugmentConfig,
-               rng: np.random.Generator, flip_perm: np.ndarray):
-    crops, targets, weights = [], [], []
-    for i in idx:
-        donor = cache.images[int(rng.integers(len(cache)))]
-        crop, kps = augment_person(cache.images[i], cache.boxes[i], cache.keypoints[i], cfg.input_wh, flip_perm,
-                                   aug, rng, donor)
-        hm, w = codec.encode(kps)
-        crops.append(crop)
-        targets.append(hm)
-        weights.append(w * cache.weights[i])
-    x = torch.from_numpy(normalize_bgr(np.stack(crops)))
-    return x, torch.from_numpy(np.stack(targets)), torch.from_numpy(np.stack(weights))
-
-
-def heatmap_loss(stacks: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Joint-weighted MSE summed over joints and stacks, averaged over the batch (x100 for readable numbers)."""
-    total = 0.0
-    for hm in stacks:
-        per_joint = (hm.float() - target).pow(2).mean((2, 3))
-        total = total + (per_joint * weight).sum(1).mean()
-    return total * 100.0
 
 
 @torch.no_grad()
@@ -97,11 +80,117 @@ def pck(pred: np.ndarray, kps: np.ndarray, boxes: np.ndarray, alpha: float = 0.2
     return float(ok.sum() / max(lab.sum(), 1)), per_joint
 
 
-def train(config_name: str, train_cache: CropCache, val_cache: CropCache | None, out_dir: Path,
-          minutes: float | None = None, max_steps: int | None = None, tc: TrainConfig = TrainConfig(),
-          resume: bool = True, device: str = "cpu", progress: bool = True) -> dict:
+class KeypointTask:
+    """Top-down keypoints on augmented crops; validation = PCK@0.2 on GT-box crops."""
+    metric_name = "val PCK@0.2"
+
+    def __init__(self, cfg: NetConfig, train_cache: CropCache, val_cache: CropCache | None, half_body: bool = True,
+                 aug: AugmentConfig = AugmentConfig()):
+        self.cfg, self.train_cache, self.val_cache, self.half_body, self.aug = cfg, train_cache, val_cache, half_body, aug
+        self.codec = HeatmapCodec(cfg.input_wh, 4, cfg.sigma, cfg.blur_sigma)
+        self.flip_perm = schema_by_name(cfg.schema).flip_permutation()
+
+    def init_model(self, model: StackedHourglass) -> None:
+        pass
+
+    def batch(self, rng: np.random.Generator, n: int):
+        cache = self.train_cache
+        crops, targets, weights = [], [], []
+        for i in rng.integers(0, len(cache), n):
+            donor = cache.images[int(rng.integers(len(cache)))]
+            crop, kps = augment_person(cache.images[i], cache.boxes[i], cache.keypoints[i], self.cfg.input_wh,
+                                       self.flip_perm, self.aug, rng, donor, self.half_body)
+            hm, w = self.codec.encode(kps)
+            crops.append(crop)
+            targets.append(hm)
+            weights.append(w * cache.weights[i])
+        x = torch.from_numpy(normalize_bgr(np.stack(crops)))
+        return x, (torch.from_numpy(np.stack(targets)), torch.from_numpy(np.stack(weights)))
+
+    def loss(self, stacks: list[torch.Tensor], targets) -> torch.Tensor:
+        """Joint-weighted MSE summed over joints and stacks, averaged over the batch (x100 for readable numbers)."""
+        target, weight = targets
+        total = 0.0
+        for hm in stacks:
+            per_joint = (hm[:, :self.cfg.num_keypoints].float() - target).pow(2).mean((2, 3))
+            total = total + (per_joint * weight).sum(1).mean()
+        return total * 100.0
+
+    def validate(self, model: StackedHourglass) -> float:
+        pred = predict_cache(model, self.val_cache, self.codec)
+        return pck(pred, self.val_cache.keypoints, self.val_cache.boxes)[0]
+
+
+class DetectionTask:
+    """Person centres + sizes on augmented scenes; validation = F1 of boxes at IoU 0.5 (score >= 0.3)."""
+    metric_name = "val box F1@0.5"
+
+    def __init__(self, cfg: NetConfig, train_cache: DetCache, val_cache: DetCache | None,
+                 aug: AugmentConfig = AugmentConfig()):
+        self.cfg, self.train_cache, self.val_cache, self.aug = cfg, train_cache, val_cache, aug
+        self.codec = CentreCodec()
+        self.hm_wh = ((cfg.input_wh[0] + 3) // 4, (cfg.input_wh[1] + 3) // 4)
+
+    def init_model(self, model: StackedHourglass) -> None:
+        # Start the centre logits at a 10% prior (CenterNet), so the focal loss does not begin by shouting
+        # "person" everywhere.
+        for head in model.heads:
+            torch.nn.init.constant_(head.bias[:1], -2.19)
+
+    def batch(self, rng: np.random.Generator, n: int):
+        imgs, centres, sizes, masks = [], [], [], []
+        for _ in range(n):
+            img, boxes = augment_scene(self.train_cache, rng, self.cfg.input_wh, self.aug)
+            c, s, m = self.codec.encode(boxes, self.hm_wh)
+            imgs.append(img)
+            centres.append(c)
+            sizes.append(s)
+            masks.append(m)
+        x = torch.from_numpy(normalize_bgr(np.stack(imgs)))
+        return x, tuple(torch.from_numpy(np.stack(a)) for a in (centres, sizes, masks))
+
+    def loss(self, stacks: list[torch.Tensor], targets) -> torch.Tensor:
+        centre, size, mask = targets
+        total = 0.0
+        for out in stacks:
+            out = out.float()
+            # Penalty-reduced focal loss (CenterNet): positives where the target is exactly 1.
+            p = torch.sigmoid(out[:, :1]).clamp(1e-4, 1 - 1e-4)
+            pos = (centre >= 1.0).float()
+            pos_loss = -(torch.log(p) * (1 - p) ** 2 * pos).sum()
+            neg_loss = -(torch.log(1 - p) * p ** 2 * (1 - centre) ** 4 * (1 - pos)).sum()
+            n_pos = pos.sum().clamp(min=1.0)
+            size_loss = ((out[:, 1:3] - size).abs() * mask).sum() / (2 * mask.sum().clamp(min=1.0))
+            total = total + (pos_loss + neg_loss) / n_pos + size_loss
+        return total
+
+    @torch.no_grad()
+    def validate(self, model: StackedHourglass) -> float:
+        model.eval()
+        cache = self.val_cache
+        tp = fp = fn = 0
+        for s in range(0, len(cache), 16):
+            imgs = cache.images[s:s + 16]
+            out = model(torch.from_numpy(normalize_bgr(imgs))).numpy()
+            for j, det in enumerate(self.codec.decode(out, threshold=0.3)):
+                gt = cache.boxes[s + j]
+                if len(det) == 0 or len(gt) == 0:
+                    fp += len(det)
+                    fn += len(gt)
+                    continue
+                iou = box_iou(det[:, :4], gt)
+                r, c = linear_sum_assignment(-iou)
+                hit = int((iou[r, c] >= 0.5).sum())
+                tp += hit
+                fp += len(det) - hit
+                fn += len(gt) - hit
+        return 2 * tp / max(2 * tp + fp + fn, 1)
+
+
+def train(task, config_name: str, out_dir: Path, minutes: float | None = None, max_steps: int | None = None,
+          tc: TrainConfig = TrainConfig(), resume: bool = True, device: str = "cpu", progress: bool = True) -> dict:
     """Train until `minutes` or `max_steps` (whichever first), checkpointing to out_dir/last.pt and the best
-    validation PCK to out_dir/best.pt. Returns the last figures (step, loss, val_pck)."""
+    validation figure to out_dir/best.pt. Returns the last figures (step, loss, val)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     cfg = config_by_name(config_name)
@@ -115,44 +204,41 @@ def train(config_name: str, train_cache: CropCache, val_cache: CropCache | None,
         model.load_state_dict(blob["state_dict"])
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         opt.load_state_dict(blob["optimizer"])
-        step, best = int(blob["step"]), float(blob.get("best_pck", -1.0))
-        log.info("resumed %s at step %d (best val PCK@0.2 %.4f)", last_path, step, best)
+        step, best = int(blob["step"]), float(blob.get("best_metric", blob.get("best_pck", -1.0)))
+        log.info("resumed %s at step %d (best %s %.4f)", last_path, step, task.metric_name, best)
     else:
+        task.init_model(model)
         log.info("new %s: %.2fM parameters, input %s", cfg.name, count_params(model) / 1e6, cfg.input_wh)
     model.to(device)
     use_amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    codec = HeatmapCodec(cfg.input_wh, 4, cfg.sigma, cfg.blur_sigma)
-    flip_perm = schema_by_name(cfg.schema).flip_permutation()
-    aug = AugmentConfig()
     rng = np.random.default_rng(tc.seed * 1_000_003 + step)  # resuming continues with fresh, reproducible draws
     torch.manual_seed(tc.seed + step)
 
-    def save(path: Path):
-        save_checkpoint(path, model, {"optimizer": opt.state_dict(), "step": step, "best_pck": best})
+    def save(path: Path, **extra):
+        model.cpu()
+        save_checkpoint(path, model, extra)
+        model.to(device)
 
     t0 = last_ckpt = time.time()
-    figures = {"step": step, "loss": float("nan"), "val_pck": best}
+    figures = {"step": step, "loss": float("nan"), "val": best}
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=max_steps, initial=0, desc=cfg.name, file=sys.stderr, mininterval=10, dynamic_ncols=True)
+        bar = tqdm(total=max_steps, desc=cfg.name, file=sys.stderr, mininterval=10, dynamic_ncols=True)
     ema_loss = None
     start_step = step
-    while True:
-        if max_steps is not None and step - start_step >= max_steps:
-            break
-        if minutes is not None and time.time() - t0 > minutes * 60:
-            break
+    while not ((max_steps is not None and step - start_step >= max_steps)
+               or (minutes is not None and time.time() - t0 > minutes * 60)):
         model.train()
+        lr = lr_at(step, tc)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, tc)
-        idx = rng.integers(0, len(train_cache), tc.batch)
-        x, target, weight = make_batch(train_cache, idx, cfg, codec, aug, rng, flip_perm)
-        x, target, weight = x.to(device), target.to(device), weight.to(device)
+            g["lr"] = lr
+        x, targets = task.batch(rng, tc.batch)
+        x, targets = x.to(device), tuple(t.to(device) for t in targets)
         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
             stacks = model.forward_stacks(x)
-        loss = heatmap_loss([s[:, :cfg.num_keypoints] for s in stacks], target, weight)
+        loss = task.loss(stacks, targets)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)
@@ -162,24 +248,20 @@ def train(config_name: str, train_cache: CropCache, val_cache: CropCache | None,
         figures.update(step=step, loss=ema_loss)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{ema_loss:.3f}", val_pck=f"{best:.3f}", lr=f"{lr_at(step, tc):.1e}", refresh=False)
-        if val_cache is not None and step % tc.val_every == 0:
-            p, _ = pck(predict_cache(model, val_cache, codec), val_cache.keypoints, val_cache.boxes)
-            figures["val_pck"] = p
-            log.info("step %d  loss %.4f  val PCK@0.2 %.4f  lr %.2e  %.1f steps/min", step, ema_loss, p,
-                     lr_at(step, tc), (step - start_step) / max((time.time() - t0) / 60, 1e-9))
-            if p > best:
-                best = p
-                model.cpu()
-                save_checkpoint(best_path, model, {"step": step, "val_pck": p})
-                model.to(device)
-        if time.time() - last_ckpt > tc.checkpoint_minutes * 60:
-            model.cpu()
-            save(last_path)
+            bar.set_postfix(loss=f"{ema_loss:.3f}", val=f"{best:.3f}", lr=f"{lr:.1e}", refresh=False)
+        if task.val_cache is not None and step % tc.val_every == 0:
+            v = task.validate(model.cpu())
             model.to(device)
+            figures["val"] = v
+            log.info("step %d  loss %.4f  %s %.4f  lr %.2e  %.1f steps/min", step, ema_loss, task.metric_name, v,
+                     lr, (step - start_step) / max((time.time() - t0) / 60, 1e-9))
+            if v > best:
+                best = v
+                save(best_path, step=step, val_metric=v)
+        if time.time() - last_ckpt > tc.checkpoint_minutes * 60:
+            save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best)
             last_ckpt = time.time()
-    model.cpu()
-    save(last_path)
+    save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best)
     if bar is not None:
         bar.close()
     log.info("stopped at step %d, loss %.4f; checkpoint %s", step, figures["loss"], last_path)

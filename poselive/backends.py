@@ -1,0 +1,359 @@
+"""Where the network runs: torch CPU, torch CUDA fp16 or ONNX Runtime, behind one small interface.
+
+Every backend takes the normalised network input of `transforms.normalize_bgr`, float32 (N, 3, H, W), and
+returns float32 heatmaps (N, C, ceil(H/4), ceil(W/4)) in heatmap px. Any H, W runs (the network pads
+internally); nothing outside this file needs to know which backend it holds.
+
+onnxruntime is imported only when an ONNX Runtime backend or export check is made, so `import poselive`
+stays light.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import os
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from poselive.checkpoint import load_model
+from poselive.errors import PoseliveError, WeightsError
+from poselive.nets.configs import NetConfig
+from poselive.nets.hourglass import StackedHourglass
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cuda", "onnx", "cpu")
+ONNX_OPSET = 17
+# Part of the ONNX cache key: bump it when export_onnx changes what it writes, so stale exports are not reused.
+EXPORT_VERSION = "1"
+META_CONFIG = "poselive_config"        # ONNX metadata: the NetConfig as JSON
+META_SOURCE_HASH = "poselive_weights_sha256"  # ONNX metadata: hash of the .pt it was exported from
+
+
+class Backend(Protocol):
+    """name: 'torch-cpu', 'cuda-fp16' or 'onnxruntime'; config: the network's NetConfig (None only for an
+    ONNX file that does not carry one)."""
+    name: str
+    config: NetConfig | None
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """float32 (N, 3, H, W) normalised input -> float32 heatmaps (N, C, ceil(H/4), ceil(W/4))."""
+        ...
+
+
+def _as_input(batch: np.ndarray) -> np.ndarray:
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    if batch.ndim != 4 or batch.shape[1] != 3:
+        raise ValueError(f"network input must be (N, 3, H, W), got shape {batch.shape}")
+    return batch
+
+
+# --------------------------------------------------------------------------------------------- torch CPU
+class TorchCPUBackend:
+    """float32 eval-mode torch on the CPU. Uses torch's global thread count (torch.set_num_threads)."""
+    name = "torch-cpu"
+
+    def __init__(self, model: StackedHourglass):
+        # A copy, so putting it in eval mode never changes a model someone is still training.
+        self.model = copy.deepcopy(model).float().cpu().eval()
+        self.config = model.cfg
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            # The network crops its padded output, a strided view: hand back a plain contiguous array.
+            return np.ascontiguousarray(self.model(torch.from_numpy(_as_input(batch))).numpy())
+
+
+# -------------------------------------------------------------------------------------------- torch CUDA
+class TorchCUDABackend:
+    """float16 weights, channels_last, cudnn autotuning; CUDA graphs for shapes seen repeatedly.
+
+    A live pipeline feeds the same crop size and (mostly) the same batch size every frame, where launching
+    ~200 small kernels one by one costs more than running them; a captured graph replays them in one launch.
+    A shape is captured after `graph_after` plain runs (cudnn.benchmark has picked its kernels by then), and at
+    most `max_graphs` shapes are kept, so one-off sizes never pay for a capture.
+    """
+    name = "cuda-fp16"
+
+    def __init__(self, model: StackedHourglass, device: str = "cuda", cuda_graphs: bool = True,
+                 graph_after: int = 2, max_graphs: int = 8):
+        if not torch.cuda.is_available():
+            raise PoseliveError("device 'cuda' was asked for, but torch sees no CUDA GPU; "
+                                "use --device auto, onnx or cpu")
+        torch.backends.cudnn.benchmark = True
+        self.device = torch.device(device)
+        self.model = (copy.deepcopy(model).eval().half()
+                      .to(self.device, memory_format=torch.channels_last))
+        self.config = model.cfg
+        self.cuda_graphs = cuda_graphs
+        self.graph_after = graph_after
+        self.max_graphs = max_graphs
+        self._seen: Counter = Counter()
+        self._graphs: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.cuda.CUDAGraph]] = {}
+
+    def _capture(self, x: torch.Tensor):
+        static_in = x.clone()
+        # Warm-up on a side stream is what torch.cuda.graph requires before capture.
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self.model(static_in)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self.model(static_in)
+        return static_in, static_out, graph
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.cuda_graphs:
+            return self.model(x)
+        key = tuple(x.shape)
+        entry = self._graphs.get(key)
+        if entry is None and self._seen[key] >= self.graph_after and len(self._graphs) < self.max_graphs:
+            try:
+                entry = self._graphs[key] = self._capture(x)
+            except RuntimeError as e:  # capture is an optimisation: run without it rather than fail
+                log.warning("CUDA graph capture failed (%s); running without CUDA graphs", str(e).splitlines()[0])
+                self.cuda_graphs = False
+                return self.model(x)
+        if entry is None:
+            self._seen[key] += 1
+            return self.model(x)
+        static_in, static_out, graph = entry
+        static_in.copy_(x)
+        graph.replay()
+        return static_out
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(_as_input(batch)).to(self.device)
+            x = x.half().contiguous(memory_format=torch.channels_last)
+            # .float().cpu() copies out of the graph's static output before the next replay overwrites it.
+            return self._forward(x).float().contiguous().cpu().numpy()
+
+
+# ------------------------------------------------------------------------------------------ ONNX Runtime
+def _import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise PoseliveError("ONNX Runtime is not installed; `pip install onnxruntime`, "
+                            "or use --device cpu") from None
+    return onnxruntime
+
+
+class OnnxRuntimeBackend:
+    """An exported network on ONNX Runtime's CPUExecutionProvider.
+
+    threads: intra-op threads (None: ONNX Runtime's default, one per physical core). config: the network's
+    NetConfig; read from the file's metadata when not given (files written by export_onnx carry it).
+    """
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: str | os.PathLike, threads: int | None = None, config: NetConfig | None = None):
+        ort = _import_onnxruntime()
+        self.path = Path(onnx_path)
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1  # the graph is one chain; parallelism is inside each op
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises its own exception types for missing and malformed files
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise WeightsError(f"cannot load ONNX model {self.path}: {first}") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        if config is None and META_CONFIG in self.metadata:
+            config = NetConfig.from_dict(json.loads(self.metadata[META_CONFIG]))
+        self.config = config
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input_name: _as_input(batch)})[0]
+        return np.asarray(out, dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ export
+def export_onnx(model: StackedHourglass, path: str | os.PathLike, source_sha256: str | None = None) -> Path:
+    """Write `model` as ONNX with dynamic batch, height and width; input 'input', output 'heatmaps'.
+
+    Uses the TorchScript exporter (`dynamo=False`): it records the network's pad-to-a-multiple and crop-back
+    arithmetic on the input's shape as ONNX Shape/Mod/Slice ops, so any H, W runs and matches torch. The
+    torch.export-based exporter (torch 2.13) cannot prove the padded sizes divide evenly through the pooling
+    and upsampling of the hourglass and fails on dynamic H, W ("Eq(... % ..., 0) cannot be solved").
+    The file's metadata carries the NetConfig (and the hash of the source weights when given).
+    Written to a temporary name and renamed, so a reader never sees half a file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = copy.deepcopy(model).float().cpu().eval()
+    w, h = model.cfg.input_wh
+    dummy = torch.zeros(1, 3, h, w)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings():
+            # The deprecation notice of the TorchScript exporter, and tracer notes on shape arithmetic that
+            # the dynamic axes make correct.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (dummy,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
+                              input_names=["input"], output_names=["heatmaps"], do_constant_folding=True,
+                              dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
+                                            "heatmaps": {0: "batch", 2: "heatmap_height", 3: "heatmap_width"}})
+        _write_metadata(tmp, model.cfg, source_sha256)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _write_metadata(path: Path, cfg: NetConfig, source_sha256: str | None) -> None:
+    try:
+        import onnx
+    except ImportError:  # the file still works; it just cannot tell its config or source later
+        log.warning("the onnx package is not installed; %s is written without poselive metadata", path)
+        return
+    proto = onnx.load(str(path))
+    meta = {META_CONFIG: json.dumps(cfg.to_dict())}
+    if source_sha256:
+        meta[META_SOURCE_HASH] = source_sha256
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(path))
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_sha256(model: StackedHourglass) -> str:
+    """Hash of a model's config and weights (float32), for caching exports of in-memory models."""
+    h = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
+    for name, value in model.state_dict().items():
+        h.update(name.encode())
+        h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def onnx_cache_dir() -> Path:
+    """$POSELIVE_CACHE, else $XDG_CACHE_HOME/poselive, else ~/.cache/poselive."""
+    if os.environ.get("POSELIVE_CACHE"):
+        return Path(os.environ["POSELIVE_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "poselive"
+
+
+def onnx_for(model: StackedHourglass, weights_path: Path | None = None) -> Path:
+    """The ONNX file for a model: `<weights>.onnx` shipped beside the .pt when it was exported from these
+    weights (or does not say), else an export cached in onnx_cache_dir(), keyed by the weights' hash."""
+    if weights_path is not None:
+        digest = file_sha256(weights_path)
+        shipped = weights_path.with_suffix(".onnx")
+        if shipped.is_file():
+            made_from = _onnx_source_hash(shipped)
+            if made_from in (None, digest):
+                return shipped
+            log.warning("%s was exported from other weights than %s; exporting again", shipped, weights_path)
+        stem = weights_path.stem
+    else:
+        digest = model_sha256(model)
+        stem = model.cfg.name
+    key = hashlib.sha256(f"{digest}:{EXPORT_VERSION}:{ONNX_OPSET}".encode()).hexdigest()[:16]
+    cached = onnx_cache_dir() / f"{stem}-{key}.onnx"
+    if not cached.is_file():
+        log.info("exporting %s to ONNX: %s", stem, cached)
+        try:
+            export_onnx(model, cached, source_sha256=digest if weights_path is not None else None)
+        except Exception as e:  # torch's exporter and the file system fail in many ways; say which, briefly
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            raise PoseliveError(f"cannot export {stem} to ONNX at {cached} ({type(e).__name__}: {first}); "
+                                "use --device cpu") from None
+    return cached
+
+
+def _onnx_source_hash(path: Path) -> str | None:
+    try:
+        import onnx
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return None  # unreadable here; OnnxRuntimeBackend reports it properly
+    return {p.key: p.value for p in proto.metadata_props}.get(META_SOURCE_HASH)
+
+
+# ----------------------------------------------------------------------------------------------- factory
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_backend(model_or_weights: StackedHourglass | str | os.PathLike, device: str = "auto",
+                 threads: int | None = None) -> Backend:
+    """The fastest backend here for a model or a weights (.pt) file.
+
+    device: 'auto' (CUDA fp16 if torch sees a GPU, else ONNX Runtime if installed, else torch CPU), or 'cuda',
+    'onnx', 'cpu' to force one; raises PoseliveError if the forced one is unavailable. threads: ONNX Runtime
+    intra-op threads (None: its default).
+    """
+    if device not in DEVICES:
+        raise PoseliveError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if isinstance(model_or_weights, StackedHourglass):
+        model, weights_path = model_or_weights, None
+    else:
+        weights_path = Path(model_or_weights)
+        model = load_model(weights_path)
+    if device == "auto":
+        if torch.cuda.is_available():
+            return TorchCUDABackend(model)
+        if onnxruntime_available():
+            try:
+                return OnnxRuntimeBackend(onnx_for(model, weights_path), threads=threads, config=model.cfg)
+            except PoseliveError as e:  # auto means "the best that works": torch still runs the model
+                log.warning("%s; using torch on the CPU instead", e)
+        return TorchCPUBackend(model)
+    if device == "cuda":
+        return TorchCUDABackend(model)
+    if device == "onnx":
+        _import_onnxruntime()
+        return OnnxRuntimeBackend(onnx_for(model, weights_path), threads=threads, config=model.cfg)
+    return TorchCPUBackend(model)
+
+
+# ------------------------------------------------------------------------------------------------ command
+def export_command(args) -> int:
+    """`poselive export-onnx WEIGHTS OUT`: export, then check ONNX Runtime against torch at the model's input
+    size and at an odd size."""
+    weights = Path(args.weights)
+    model = load_model(weights)
+    out = export_onnx(model, args.out, source_sha256=file_sha256(weights))
+    size_mb = out.stat().st_size / 1e6
+    if not onnxruntime_available():
+        print(f"wrote {out} ({size_mb:.1f} MB); onnxruntime is not installed, so it was not checked")
+        return 0
+    ort_backend, torch_backend = OnnxRuntimeBackend(out), TorchCPUBackend(model)
+    w, h = model.cfg.input_wh
+    rng = np.random.default_rng(0)
+    checks = []
+    for hw in ((h, w), (h + 13, w - 7)):
+        x = rng.standard_normal((2, 3, *hw)).astype(np.float32)
+        diff = float(np.abs(ort_backend.run(x) - torch_backend.run(x)).max())
+        checks.append(f"{hw[0]}x{hw[1]}: {diff:.1e}")
+        if not diff < 1e-3:
+            raise PoseliveError(f"the export {out} disagrees with torch by {diff:.2g} at {hw[0]}x{hw[1]} (H x W); "
+                                "please report this with your torch and onnxruntime versions")
+    print(f"wrote {out} ({size_mb:.1f} MB); max |ONNX Runtime - torch| at {', '.join(checks)} (H x W)")
+    return 0

@@ -1,0 +1,177 @@
+"""`poselive track`: many videos through one loaded model, one JSONL (and optionally an MP4) per video.
+
+A video whose output exists is skipped (unless --redo); outputs appear under their final names only when a
+video is finished (written to a temporary file, then renamed); a video that cannot be read is reported as
+failed in the summary and the others go on."""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from poselive.errors import PoseliveError, SourceError
+from poselive.outputs import JsonlWriter, VideoWriter, frame_json
+from poselive.pipeline import FrameResult, Pipeline
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    """One video's outcome. status: done, partial (source ended early: truncated or corrupt), skipped, failed."""
+    video: str
+    status: str
+    frames: int = 0
+    track_ids: int = 0
+    mean_track_frames: float = 0.0
+    seconds: float = 0.0
+    message: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def find_videos(inputs: list[str]) -> list[Path]:
+    """Video files named directly or found (not recursively) in the given folders, sorted, without repeats."""
+    out: list[Path] = []
+    for s in inputs:
+        p = Path(s)
+        if p.is_dir():
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_EXTENSIONS and q.is_file())
+        elif p.exists():
+            out.append(p)
+        else:
+            raise SourceError(f"cannot find {p}: no such file or folder")
+    seen, unique = set(), []
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
+
+
+def output_paths(video: Path, out_dir: Path) -> tuple[Path, Path]:
+    return out_dir / f"{video.stem}.jsonl", out_dir / f"{video.stem}.mp4"
+
+
+def process_video(video: Path, pipeline: Pipeline, out_dir: Path, write_video: bool = False, render=None,
+                  progress=None, stop_after: int | None = None) -> VideoSummary:
+    """Track one video. render(result) -> image draws the overlay for the MP4. progress: called with the
+    number of frames done so far, for progress bars. stop_after: test hook, raise after that many frames (a
+    worker dying mid-video)."""
+    from poselive.sources import open_source
+    jsonl_path, mp4_path = output_paths(video, out_dir)
+    t0 = time.perf_counter()
+    try:
+        source = open_source(str(video))
+    except SourceError as e:
+        return VideoSummary(video.name, "failed", message=str(e))
+    pipeline.reset()
+    lengths: Counter[int] = Counter()
+    frames = 0
+    jw = JsonlWriter(jsonl_path)
+    vw = VideoWriter(mp4_path, source.fps or 25.0) if write_video else None
+    try:
+        with source:
+            for frame in source:
+                result: FrameResult = pipeline(frame)
+                jw.write(frame_json(frame.index, frame.video_time, result.people, result.faces))
+                if vw is not None:
+                    vw.write(render(result))
+                for p in result.people:
+                    if p.track_id >= 0:
+                        lengths[p.track_id] += 1
+                frames += 1
+                if progress is not None:
+                    progress(frames)
+                if stop_after is not None and frames >= stop_after:
+                    raise RuntimeError(f"test hook: worker stopped after {frames} frames")
+            ended = source.status.message
+    except BaseException:
+        # Nothing half-written under a final name: the next run redoes this video.
+        for w in (jw, vw):
+            if w is not None:
+                w.close_unfinished()
+        raise
+    truncated = "truncated" in ended
+    jw.close()
+    if vw is not None:
+        vw.close()
+    if frames == 0:
+        jsonl_path.unlink(missing_ok=True)
+        if write_video:
+            mp4_path.unlink(missing_ok=True)
+        return VideoSummary(video.name, "failed", message=ended or "no frame could be decoded",
+                            seconds=time.perf_counter() - t0)
+    mean_len = sum(lengths.values()) / len(lengths) if lengths else 0.0
+    return VideoSummary(video.name, "partial" if truncated else "done", frames, len(lengths), mean_len,
+                        time.perf_counter() - t0, ended if truncated else "")
+
+
+def summary_table(rows: list[VideoSummary]) -> str:
+    head = f"{'video':<44} {'status':<8} {'frames':>6} {'ids':>5} {'mean track':>10} {'fps':>6}  note"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r.video[:44]:<44} {r.status:<8} {r.frames:>6} {r.track_ids:>5} "
+                     f"{r.mean_track_frames:>10.1f} {r.fps:>6.1f}  {r.message[:80]}")
+    done = [r for r in rows if r.status in ("done", "partial")]
+    lines.append(f"{len(done)} tracked, {sum(r.status == 'skipped' for r in rows)} skipped, "
+                 f"{sum(r.status == 'failed' for r in rows)} failed; {sum(r.frames for r in done)} frames")
+    return "\n".join(lines)
+
+
+def make_pipeline(device: str = "auto"):
+    from poselive.estimator import PoseEstimator
+    from poselive.pipeline import PipelineConfig
+    return Pipeline(PoseEstimator("body-lite", device=device), PipelineConfig())
+
+
+def overlay(result: FrameResult):
+    from poselive.render import draw_people
+    img = result.frame.image.copy()
+    draw_people(img, result.people)
+    return img
+
+
+def track_videos(videos: list[Path], out_dir: Path, device: str = "auto", write_video: bool = False,
+                 redo: bool = False, show_progress: bool = True) -> list[VideoSummary]:
+    from tqdm import tqdm
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo, rows = [], {}
+    for v in videos:
+        if not redo and output_paths(v, out_dir)[0].exists():
+            rows[v] = VideoSummary(v.name, "skipped", message="output exists (use --redo)")
+        else:
+            todo.append(v)
+    pipeline = make_pipeline(device) if todo else None
+    overall = tqdm(total=len(todo), desc="videos", position=0, disable=not show_progress)
+    for v in todo:
+        bar = tqdm(desc=v.name[:30], unit="fr", position=1, leave=False, disable=not show_progress)
+        last = [0]
+
+        def progress(n, bar=bar, last=last):
+            bar.update(n - last[0])
+            last[0] = n
+        rows[v] = process_video(v, pipeline, out_dir, write_video, overlay, progress)
+        bar.close()
+        overall.update(1)
+    overall.close()
+    return [rows[v] for v in videos]
+
+
+def track_command(args) -> int:
+    videos = find_videos(args.inputs)
+    if not videos:
+        raise PoseliveError(f"no videos found in {' '.join(args.inputs)}")
+    if args.ray:
+        from poselive.cluster import track_on_ray
+        rows = track_on_ray(videos, Path(args.out), args.ray, args.device, args.video, args.redo)
+    else:
+        rows = track_videos(videos, Path(args.out), args.device, args.video, args.redo)
+    print(summary_table(rows))
+    return 1 if any(r.status == "failed" for r in rows) else 0

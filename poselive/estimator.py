@@ -1,0 +1,159 @@
+"""The public API: `PoseEstimator` (bodies) composed from the stages below it.
+
+    from poselive import PoseEstimator
+    people = PoseEstimator("body-lite", device="auto")(image_bgr)            # detect, then keypoints
+    people = PoseEstimator("body-lite")(image_bgr, boxes=[[x, y, w, h], ...])  # one person per given box
+
+image -> [detector] -> boxes -> affine crops (transforms) -> network (backends) -> heatmaps -> decode (codec)
+      -> inverse affine -> Person records in original image px.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from poselive.checkpoint import read_checkpoint
+from poselive.codec import HeatmapCodec, image_to_heatmap_matrix
+from poselive.errors import PoseliveError
+from poselive.nets.configs import NetConfig
+from poselive.records import Person
+from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
+from poselive.weights import resolve_weights
+
+
+@dataclass(frozen=True)
+class CropHeatmaps:
+    """The network's view of one person, for the heatmap overlay: heatmaps (K, h, w) float32 and the 2x3
+    affine mapping image px -> heatmap px."""
+    heatmaps: np.ndarray
+    image_to_heatmap: np.ndarray
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
+        raise PoseliveError("expected an image as a numpy array (H, W, 3) uint8 BGR")
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+class KeypointModel:
+    """One top-down keypoint network behind a backend: crops (boxes) of an image -> keypoints in image px."""
+
+    def __init__(self, model: str | os.PathLike, device: str = "auto", expect_schema: str | None = None):
+        from poselive.backends import make_backend
+        path = resolve_weights(model)
+        self.cfg = NetConfig.from_dict(read_checkpoint(path)["config"]) if path.suffix == ".pt" else None
+        if self.cfg is None:
+            raise PoseliveError(f"{path}: give the .pt checkpoint; its .onnx twin is found beside it")
+        if expect_schema and self.cfg.schema != expect_schema:
+            raise PoseliveError(f"{path} predicts {self.cfg.schema} keypoints, not {expect_schema}")
+        self.backend = make_backend(path, device)
+        self.codec = HeatmapCodec(self.cfg.input_wh, 4, self.cfg.sigma, self.cfg.blur_sigma)
+
+    def crop_matrices(self, boxes_xywh: np.ndarray, padding: float = 1.25) -> list[np.ndarray]:
+        return [crop_matrix(box_to_crop(b, self.cfg.input_wh, padding), self.cfg.input_wh) for b in boxes_xywh]
+
+    def preprocess(self, image: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
+        """Affine crops, normalised: float32 (M, 3, H, W)."""
+        W, H = self.cfg.input_wh
+        if not matrices:
+            return np.zeros((0, 3, H, W), np.float32)
+        return normalize_bgr(np.stack([warp_crop(image, m, self.cfg.input_wh) for m in matrices]))
+
+    def infer(self, batch: np.ndarray, max_batch: int = 16) -> np.ndarray:
+        """Network: (M, 3, H, W) -> keypoint heatmaps (M, K, h, w) float32."""
+        K = self.cfg.num_keypoints
+        if len(batch) == 0:
+            w, h = self.codec.heatmap_wh
+            return np.zeros((0, K, h, w), np.float32)
+        return np.concatenate([self.backend.run(batch[s:s + max_batch])[:, :K]
+                               for s in range(0, len(batch), max_batch)])
+
+    def decode(self, heatmaps: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
+        """Heatmaps (M, K, h, w) -> keypoints (M, K, 3: x, y in image px, score) float32."""
+        if len(heatmaps) == 0:
+            return np.zeros((0, self.cfg.num_keypoints, 3), np.float32)
+        xy, sc = self.codec.decode(heatmaps)
+        return np.stack([np.c_[apply_matrix(invert_matrix(m), xy[j]), sc[j]] for j, m in enumerate(matrices)]
+                        ).astype(np.float32)
+
+    def run_crops(self, image: np.ndarray, matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (M, K, 3: x, y in image px, score) and heatmaps (M, K, h, w) for the given crop affines."""
+        hm = self.infer(self.preprocess(image, matrices))
+        return self.decode(hm, matrices), hm
+
+def person_score(kps: np.ndarray, min_score: float = 0.2) -> float:
+    """Mean score of the keypoints the network is fairly sure of (0 if none): a person whose joints are all
+    faint is probably not a person."""
+    s = kps[:, 2]
+    good = s[s >= min_score]
+    return float(good.mean()) if good.size else 0.0
+
+
+def box_from_keypoints(kps: np.ndarray, min_score: float = 0.2, margin: float = 0.15):
+    """Tight box (x, y, w, h) around confident keypoints, grown by `margin` per side; None if < 3 points."""
+    pts = kps[kps[:, 2] >= min_score, :2]
+    if len(pts) < 3:
+        return None
+    lo, hi = pts.min(0), pts.max(0)
+    wh = np.maximum(hi - lo, 4.0)
+    lo, wh = lo - margin * wh, wh * (1 + 2 * margin)
+    return (float(lo[0]), float(lo[1]), float(wh[0]), float(wh[1]))
+
+
+class PoseEstimator:
+    """Bodies (COCO-17) in an image. See the module docstring.
+
+    model: name of shipped weights ("body-lite") or a .pt path; detector: the person detector's weights
+    ("body-det"), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
+    detection (larger finds smaller people)."""
+
+    def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
+                 detector: str | os.PathLike = "body-det", det_size: int = 256, det_threshold: float = 0.3):
+        self.keypoints = KeypointModel(model, device, expect_schema="coco17")
+        self._detector_spec = (detector, device, det_size, det_threshold)
+        self._detector = None
+        self.last_heatmaps: list[CropHeatmaps] = []
+
+    @property
+    def detector(self):
+        if self._detector is None:  # loaded on first use: box-driven callers never pay for it
+            from poselive.backends import make_backend
+            from poselive.detector import PersonDetector
+            weights, device, size, thr = self._detector_spec
+            self._detector = PersonDetector(make_backend(resolve_weights(weights), device), size, thr)
+        return self._detector
+
+    def detect(self, image: np.ndarray) -> np.ndarray:
+        """Person boxes (M, 5): x, y, w, h, score in image px."""
+        return self.detector(check_image(image))
+
+    def __call__(self, image: np.ndarray, boxes=None) -> list[Person]:
+        image = check_image(image)
+        if boxes is None:
+            det = self.detect(image)
+            boxes_xywh, box_scores = det[:, :4], det[:, 4]
+        else:
+            boxes_xywh = np.asarray(boxes, np.float64).reshape(-1, 4)
+            box_scores = np.ones(len(boxes_xywh))
+        return self.estimate(image, boxes_xywh, box_scores)
+
+    def estimate(self, image: np.ndarray, boxes_xywh: np.ndarray, box_scores: np.ndarray | None = None
+                 ) -> list[Person]:
+        """One Person per box, in order."""
+        if box_scores is None:
+            box_scores = np.ones(len(boxes_xywh))
+        mats = self.keypoints.crop_matrices(boxes_xywh)
+        kps, hms = self.keypoints.run_crops(image, mats)
+        self.last_heatmaps = [CropHeatmaps(hms[i], image_to_heatmap_matrix(m, self.keypoints.codec.stride)) for i, m in enumerate(mats)]
+        people = []
+        for i, b in enumerate(boxes_xywh):
+            people.append(Person(kps[i], tuple(float(v) for v in b), person_score(kps[i]) * float(box_scores[i])))
+        return people

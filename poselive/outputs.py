@@ -1,0 +1,104 @@
+"""Writing results: one JSON line per frame, and annotated MP4. Both write to a temporary file first and
+rename it into place when finished (`atomic`), so an interrupted run never leaves a half file under the final
+name. A source that ends early (truncated video) still finishes its files: what was read is kept."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from poselive.errors import PoseliveError
+from poselive.records import Face, Person
+
+
+def person_json(p: Person) -> dict:
+    return {"track_id": int(p.track_id), "bbox": [round(float(v), 2) for v in p.bbox],
+            "score": round(float(p.score), 4),
+            "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in p.keypoints]}
+
+
+def face_json(f: Face) -> dict:
+    d = {"track_id": int(f.track_id), "bbox": [round(float(v), 2) for v in f.bbox], "score": round(float(f.score), 4),
+         "landmarks": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in f.landmarks]}
+    if f.head_pose is not None:
+        d["head_pose"] = {"yaw": round(f.head_pose.yaw, 2), "pitch": round(f.head_pose.pitch, 2),
+                          "roll": round(f.head_pose.roll, 2)}
+    return d
+
+
+def frame_json(index: int, time_s: float, people: list[Person], faces: list[Face] = ()) -> dict:
+    """The JSONL line of one frame (README documents it)."""
+    d = {"frame": int(index), "time": round(float(time_s), 4), "people": [person_json(p) for p in people]}
+    if faces:
+        d["faces"] = [face_json(f) for f in faces]
+    return d
+
+
+class _AtomicFile:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.name}.part")
+
+    def finish(self) -> None:
+        """Move the temporary file into place."""
+        if self.tmp.exists():
+            os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        if self.tmp.exists():
+            self.tmp.unlink()
+
+
+class JsonlWriter(_AtomicFile):
+    def __init__(self, path: str | os.PathLike):
+        super().__init__(path)
+        self._f = open(self.tmp, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self._f.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+        self.finish()
+
+    def close_unfinished(self) -> None:
+        """Stop writing and leave no file behind (the work is to be redone)."""
+        if not self._f.closed:
+            self._f.close()
+        self.discard()
+
+
+class VideoWriter(_AtomicFile):
+    """MP4 (mp4v) writer opened on the first frame, so the size comes from the frames themselves."""
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        super().__init__(path)
+        self.fps = fps if fps and fps > 0 else 25.0
+        self._w = None
+
+    def write(self, image: np.ndarray) -> None:
+        if self._w is None:
+            h, w = image.shape[:2]
+            # The container is chosen from the extension; keep .mp4 at the end of the temporary name.
+            self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix or '.mp4'}")
+            self._w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self._w.isOpened():
+                raise PoseliveError(f"cannot write video {self.path}: OpenCV has no mp4v encoder here")
+        self._w.write(image)
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.release()
+            self._w = None
+        self.finish()
+
+    def close_unfinished(self) -> None:
+        if self._w is not None:
+            self._w.release()
+            self._w = None
+        self.discard()

@@ -1,0 +1,163 @@
+"""The per-frame pipeline: a plain function of a frame (no threads here; capture and GUI own those).
+
+frame -> find people (detector every N frames, or when tracks run out; otherwise crops follow the previous
+frame's keypoints) -> crops -> network (batched over people) -> decode -> drop duplicates -> track -> smooth
+-> FrameResult. Each stage's time is recorded in StageTimes.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from poselive.det_codec import box_iou
+from poselive.estimator import CropHeatmaps, PoseEstimator, check_image, person_score
+from poselive.codec import image_to_heatmap_matrix
+from poselive.filters import PoseSmoother, SmootherConfig
+from poselive.records import Face, Frame, Person, StageTimes
+from poselive.tracking import Tracker, TrackerConfig
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """detect_every: run the detector at least every N frames (new people appear); min_person_score: drop a
+    person whose confident joints average below this; smoothing: One Euro on keypoints; keep_heatmaps: keep
+    each crop's heatmaps in the result (for the heatmap overlay)."""
+    detect_every: int = 8
+    min_person_score: float = 0.25
+    duplicate_iou: float = 0.6
+    smoothing: bool = True
+    smoother: SmootherConfig = field(default_factory=SmootherConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    keep_heatmaps: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class FrameResult:
+    frame: Frame
+    people: list[Person]
+    faces: list[Face]
+    times: StageTimes
+    heatmaps: list[CropHeatmaps] = field(default_factory=list)
+    detected: bool = False
+
+
+class _Timer:
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        t = time.perf_counter()
+        yield
+        self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - t) * 1000.0
+
+
+class Pipeline:
+    """Bodies (and, with a face estimator, faces) frame after frame, with stable ids.
+
+        pipe = Pipeline(PoseEstimator("body-lite"))
+        for frame in source:
+            result = pipe(frame)
+    """
+
+    def __init__(self, estimator: PoseEstimator, config: PipelineConfig = PipelineConfig(), face_stage=None,
+                 bodies: bool = True):
+        """face_stage: callable (image, people, frame_index) -> list[Face], with reset(); bodies=False keeps
+        the body network running (faces are found from heads) but reports no people."""
+        self.estimator = estimator
+        self.bodies = bodies
+        self.config = config
+        self.tracker = Tracker(config.tracker)
+        self.smoother = PoseSmoother(config.smoother)
+        self.face_stage = face_stage
+        self._last_detect = -10**9
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        self.smoother.reset()
+        self._last_detect = -10**9
+        if self.face_stage is not None:
+            self.face_stage.reset()
+
+    def _boxes(self, image: np.ndarray, index: int, timer: _Timer) -> tuple[np.ndarray, np.ndarray, bool]:
+        tracked = self.tracker.predicted_boxes(index, from_keypoints=True, padding=0.08)
+        boxes = np.array(list(tracked.values()), np.float64).reshape(-1, 4)
+        scores = np.ones(len(boxes))
+        detect = len(boxes) == 0 or index - self._last_detect >= self.config.detect_every
+        if detect:
+            with timer.stage("detect"):
+                det = self.estimator.detect(image)
+            self._last_detect = index
+            if len(det):
+                # Keep tracked crops (they follow the body closely); add detections that are nobody's yet.
+                new = det if len(boxes) == 0 else det[box_iou(det[:, :4], boxes).max(1) < 0.3]
+                boxes = np.concatenate([boxes, new[:, :4]])
+                scores = np.concatenate([scores, new[:, 4]])
+        return boxes, scores, detect
+
+    def __call__(self, frame: Frame) -> FrameResult:
+        timer = _Timer()
+        image = check_image(frame.image)
+        boxes, box_scores, detected = self._boxes(image, frame.index, timer)
+        km = self.estimator.keypoints
+        with timer.stage("preprocess"):
+            mats = km.crop_matrices(boxes)
+            batch = km.preprocess(image, mats)
+        with timer.stage("network"):
+            hms = km.infer(batch)
+        with timer.stage("decode"):
+            kps = km.decode(hms, mats)
+            people, keep = [], []
+            for i in range(len(boxes)):
+                s = person_score(kps[i])
+                if s < self.config.min_person_score:
+                    continue
+                people.append(Person(kps[i], _keypoint_box(kps[i], boxes[i]), s * min(1.0, float(box_scores[i]))))
+                keep.append(i)
+            people, keep = _drop_duplicates(people, keep, self.config.duplicate_iou)
+        with timer.stage("track"):
+            people = self.tracker.update(people, frame.index)
+        if self.config.smoothing:
+            with timer.stage("smooth"):
+                people = self.smoother(people, frame.video_time if frame.video_time else frame.capture_time)
+        faces = []
+        if self.face_stage is not None:
+            with timer.stage("face"):
+                faces = self.face_stage(image, people, frame.index)
+        if not self.bodies:
+            people = []
+        heatmaps = []
+        if self.config.keep_heatmaps:
+            heatmaps = [CropHeatmaps(hms[i], image_to_heatmap_matrix(mats[i], km.codec.stride)) for i in keep]
+        return FrameResult(frame, people, faces, StageTimes(timer.ms), heatmaps, detected)
+
+
+def _keypoint_box(kps: np.ndarray, crop_box: np.ndarray, min_score: float = 0.2) -> tuple[float, ...]:
+    """The person's box: around its confident keypoints (grown a little), else the crop box it came from."""
+    pts = kps[kps[:, 2] >= min_score, :2]
+    if len(pts) < 3:
+        return tuple(float(v) for v in crop_box)
+    lo, hi = pts.min(0), pts.max(0)
+    wh = np.maximum(hi - lo, 2.0)
+    lo = lo - 0.1 * wh
+    return (float(lo[0]), float(lo[1]), float(wh[0] * 1.2), float(wh[1] * 1.2))
+
+
+def _drop_duplicates(people: list[Person], keep: list[int], iou: float) -> tuple[list[Person], list[int]]:
+    """Two crops can converge on one body (a track and a detection): keep the better-scored one."""
+    if len(people) < 2:
+        return people, keep
+    order = np.argsort([-p.score for p in people])
+    boxes = np.array([people[i].bbox for i in order])
+    ious = box_iou(boxes, boxes)
+    alive = np.ones(len(order), bool)
+    chosen = []
+    for a in range(len(order)):
+        if alive[a]:
+            chosen.append(order[a])
+            alive &= ious[a] <= iou
+    chosen.sort()
+    return [people[i] for i in chosen], [keep[i] for i in chosen]

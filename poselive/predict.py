@@ -1,0 +1,140 @@
+"""`poselive predict IMAGES... --out results.json`: keypoints for still images, written as COCO results.
+
+Body (default): one result per person, `{"file_name", "image_id" (when known), "category_id": 1,
+"keypoints": [x, y, score] * 17, "score", "bbox": [x, y, w, h]}` in image px (0-based pixel centres). People
+come from the model's own detector, or from --boxes, a json that maps file name -> [[x, y, w, h], ...] (one
+person per box) or a COCO keypoint json whose annotation boxes are used (and whose image ids are copied).
+Faces (--task face): the same with "landmarks" ([x, y, score] * 68) instead of "keypoints".
+
+An image is known by its path as given, or by its file name alone. image_id: from a COCO --boxes file, else
+the file's stem when it is a number (COCO names images 000000123456.jpg), else left out.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from poselive.errors import PoseliveError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def expand_images(paths: list[str]) -> list[Path]:
+    """Files as given; a folder becomes its image files in name order."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            out.append(p)
+    return out
+
+
+def read_boxes(path: str | Path) -> tuple[dict[str, list], dict[str, int]]:
+    """(file name -> boxes (x, y, w, h) in image px, file name -> image id) from a --boxes json: either a
+    mapping {file_name: [[x, y, w, h], ...]} or a COCO keypoint json (annotation boxes, crowd regions left
+    out)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise PoseliveError(f"cannot read boxes from {path}: {e}") from None
+    if isinstance(data, dict) and "images" in data and "annotations" in data:
+        names = {im["id"]: im["file_name"] for im in data["images"]}
+        boxes = {n: [] for n in names.values()}
+        for a in data["annotations"]:
+            if not a.get("iscrowd", 0) and a["image_id"] in names:
+                boxes[names[a["image_id"]]].append([float(v) for v in a["bbox"]])
+        return boxes, {n: i for i, n in names.items()}
+    if not isinstance(data, dict):
+        raise PoseliveError(f"{path}: expected {{file_name: [[x, y, w, h], ...]}} or a COCO keypoint json")
+    boxes = {}
+    for name, bs in data.items():
+        arr = np.asarray(bs, np.float64)
+        if arr.size and (arr.ndim != 2 or arr.shape[1] != 4):
+            raise PoseliveError(f"{path}: boxes for {name!r} must be a list of [x, y, w, h]")
+        boxes[name] = arr.reshape(-1, 4).tolist()
+    return boxes, {}
+
+
+def _lookup(table: dict, image: Path):
+    for key in (str(image), image.name):
+        if key in table:
+            return table[key]
+    return None
+
+
+def _image_id(image: Path, ids: dict[str, int]) -> int | None:
+    known = _lookup(ids, image)
+    if known is not None:
+        return int(known)
+    return int(image.stem) if image.stem.isdigit() else None
+
+
+def _result(file_name: str, image_id: int | None, points_key: str, points: np.ndarray, score: float,
+            bbox) -> dict:
+    r = {"file_name": file_name}
+    if image_id is not None:
+        r["image_id"] = image_id
+    if points_key == "keypoints":
+        r["category_id"] = 1
+    r[points_key] = [round(float(v), 2) for v in np.asarray(points, np.float64).ravel()]
+    r.update(score=round(float(score), 5), bbox=[round(float(v), 2) for v in bbox])
+    return r
+
+
+def _body_results(estimator, image: np.ndarray, boxes, file_name: str, image_id: int | None) -> list[dict]:
+    people = estimator(image) if boxes is None else estimator(image, boxes=np.asarray(boxes).reshape(-1, 4))
+    return [_result(file_name, image_id, "keypoints", p.keypoints, p.score, p.bbox) for p in people]
+
+
+def _face_results(estimator, image: np.ndarray, boxes, file_name: str, image_id: int | None) -> list[dict]:
+    faces = estimator(image) if boxes is None else estimator(image, boxes=boxes)
+    return [_result(file_name, image_id, "landmarks", f.landmarks, f.score, f.bbox) for f in faces]
+
+
+def _face_estimator(args):
+    try:
+        from poselive.face_estimator import FaceEstimator
+    except ModuleNotFoundError as e:
+        if e.name != "poselive.face_estimator":
+            raise
+        raise PoseliveError("face prediction is not available yet (no face estimator in this version); "
+                            "use --task body") from None
+    return FaceEstimator(args.model or "face-lite", device=args.device)
+
+
+def predict_command(args) -> int:
+    images = expand_images(args.images)
+    if not images:
+        raise PoseliveError("no images given (folders given held no .jpg/.png files)")
+    boxes, ids = read_boxes(args.boxes) if args.boxes else ({}, {})
+    if args.task == "face":
+        estimator, run = _face_estimator(args), _face_results
+    else:
+        from poselive.estimator import PoseEstimator
+        estimator, run = PoseEstimator(args.model or "body-lite", device=args.device), _body_results
+    results, done = [], 0
+    for path in images:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        if image is None:
+            log.warning("skipping %s: not a readable image", path)
+            continue
+        given = _lookup(boxes, path) if args.boxes else None
+        if args.boxes and given is None:
+            log.warning("%s has no entry in %s; detecting people instead", path.name, args.boxes)
+        results += run(estimator, image, given, path.name, _image_id(path, ids))
+        done += 1
+    if done == 0:
+        raise PoseliveError(f"none of the {len(images)} images could be read")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results))
+    print(f"{len(results)} {'faces' if args.task == 'face' else 'people'} in {done} of {len(images)} images "
+          f"-> {out}")
+    return 0

@@ -1,0 +1,282 @@
+"""`poselive eval`: score a model on COCO keypoint json + images (body) or .pts folders (face).
+
+Body, by default on our hand-labelled validation split (the images of fashion_a, fashion_b, pelota and
+coco_mini whose people `coco_data.split_of` marks 'val'):
+  * GT boxes: one crop per annotated person (the GT box, expanded 1.25x as always) -> OKS AP/AR, PCK@0.2 of
+    the box's longer side, mean error in px, recall at OKS 0.5;
+  * --detections: the model's own person detector instead of GT boxes -> AP/AR and recall at OKS 0.5;
+  * --baseline: MediaPipe BlazePose Full on the same crops as ours (cut at 3x our input's resolution).
+Prints one table (methods side by side), per-joint and per-set PCK, and writes the numbers as json to --out.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from poselive.body_metrics import (BodyScores, coco_ground_truth, format_comparison, format_table, keypoint_result,
+                                   pck, score_body)
+from poselive.errors import PoseliveError
+from poselive.train.coco_data import HAND_SETS, data_root, read_coco, split_of
+from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, warp_crop
+
+log = logging.getLogger(__name__)
+
+# MediaPipe sees our crop region at this many times our network's input size (3 x 96x128 = 288x384 for
+# body-lite): the same view of the person, at a resolution its own 256 px person detector can use.
+MEDIAPIPE_CROP_SCALE = 3
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Ground truth to score against. coco: a COCO keypoint dict (images, annotations, categories) merged from
+    one or more files, with fresh image and annotation ids so they never collide; image_paths: image id ->
+    file; dataset: image id -> the set it came from (the json's folder name); people: image id -> its
+    annotations that have keypoints and are not crowd regions, in file order (the people we crop)."""
+    coco: dict
+    image_paths: dict[int, Path]
+    dataset: dict[int, str]
+    people: dict[int, list[dict]]
+
+    @property
+    def num_people(self) -> int:
+        return sum(len(p) for p in self.people.values())
+
+
+def _image_file(json_path: Path, file_name: str) -> Path:
+    """Images sit in `images/` beside the json (our layout), or beside it."""
+    p = json_path.parent / "images" / file_name
+    return p if p.exists() else json_path.parent / file_name
+
+
+def load_eval_set(json_paths: list[str | Path] | None = None, root: str | Path | None = None) -> EvalSet:
+    """Merge COCO keypoint files into one EvalSet. json_paths None: our validation split of HAND_SETS under
+    the data root (every image with a person split_of() marks 'val'); given files are used whole."""
+    if json_paths is None:
+        base = data_root(str(root) if root else None)
+        json_paths = [base / "body" / s / "person_keypoints.json" for s in HAND_SETS]
+        missing = [str(p) for p in json_paths if not p.exists()]
+        if missing:
+            raise PoseliveError(f"validation data not found: {missing[0]}; set POSELIVE_DATA or pass --data")
+        keep = {Path(p): {r.image_id for r in read_coco(p) if split_of(r) == "val"} for p in json_paths}
+    else:
+        json_paths = [Path(p) for p in json_paths]
+        for p in json_paths:
+            if not p.is_file():
+                raise PoseliveError(f"no COCO keypoint file at {p}")
+        keep = {p: None for p in json_paths}
+    images, annotations, paths, dataset = [], [], {}, {}
+    for jp in json_paths:
+        try:
+            d = json.loads(Path(jp).read_text())
+        except (OSError, ValueError) as e:
+            raise PoseliveError(f"cannot read {jp} as COCO keypoint json: {e}") from None
+        new_id = {}
+        for im in d.get("images", []):
+            if keep[Path(jp)] is not None and im["id"] not in keep[Path(jp)]:
+                continue
+            new_id[im["id"]] = len(images) + 1
+            images.append({**im, "id": new_id[im["id"]]})
+            paths[new_id[im["id"]]] = _image_file(Path(jp), im["file_name"])
+            dataset[new_id[im["id"]]] = Path(jp).parent.name
+        for a in d.get("annotations", []):
+            if a["image_id"] in new_id and a.get("category_id", 1) == 1:
+                annotations.append({k: v for k, v in a.items() if k != "segmentation"}
+                                   | {"id": len(annotations) + 1, "image_id": new_id[a["image_id"]]})
+    if not images:
+        raise PoseliveError("no images to evaluate on in " + ", ".join(str(p) for p in json_paths))
+    coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+    people = {i: [] for i in paths}
+    for a in annotations:
+        if a.get("num_keypoints", 0) > 0 and not a.get("iscrowd", 0):
+            people[a["image_id"]].append(a)
+    return EvalSet(coco, paths, dataset, people)
+
+
+@dataclass
+class PairedRun:
+    """One method on GT-box crops: COCO results, and per GT person (in EvalSet order) its prediction (M, K, 3),
+    GT keypoints (M, K, 3), GT box (M, 4) and set name."""
+    results: list[dict]
+    pred: np.ndarray
+    gt: np.ndarray
+    boxes: np.ndarray
+    datasets: list[str]
+
+    def scores(self, gt_coco) -> BodyScores:
+        return score_body(gt_coco, self.results, (self.pred, self.gt, self.boxes))
+
+    def pck_by_set(self) -> dict[str, float]:
+        names = np.array(self.datasets)
+        return {s: pck(self.pred[names == s], self.gt[names == s], self.boxes[names == s])[0]
+                for s in dict.fromkeys(self.datasets)}
+
+
+def _read(path: Path) -> np.ndarray | None:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        log.warning("skipping unreadable image %s", path)
+    return img
+
+
+def _progress(items, desc: str):
+    from tqdm import tqdm
+    return tqdm(items, desc=desc, file=sys.stderr, leave=False, mininterval=2)
+
+
+def _gt_arrays(people: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([p["keypoints"] for p in people], np.float64).reshape(len(people), -1, 3),
+            np.array([p["bbox"] for p in people], np.float64).reshape(len(people), 4))
+
+
+def run_gt_boxes(estimator, evalset: EvalSet) -> PairedRun:
+    """The estimator on one crop per annotated person (its GT box)."""
+    results, preds, gts, boxes, sets = [], [], [], [], []
+    for image_id in _progress(evalset.image_paths, "GT boxes"):
+        people = evalset.people[image_id]
+        if not people or (image := _read(evalset.image_paths[image_id])) is None:
+            continue
+        gt, box = _gt_arrays(people)
+        for person in estimator(image, boxes=box):
+            results.append(keypoint_result(image_id, person.keypoints, person.score))
+            preds.append(person.keypoints)
+        gts.append(gt)
+        boxes.append(box)
+        sets += [evalset.dataset[image_id]] * len(people)
+    return PairedRun(results, np.array(preds, np.float64), np.concatenate(gts), np.concatenate(boxes), sets)
+
+
+def run_detections(estimator, evalset: EvalSet) -> list[dict]:
+    """The estimator with its own person detector on every image: COCO results."""
+    results = []
+    for image_id in _progress(evalset.image_paths, "detections"):
+        if (image := _read(evalset.image_paths[image_id])) is None:
+            continue
+        for person in estimator(image):
+            results.append(keypoint_result(image_id, person.keypoints, person.score))
+    return results
+
+
+def run_mediapipe(evalset: EvalSet, input_wh: tuple[int, int]) -> PairedRun:
+    """MediaPipe BlazePose Full on the crops our model sees (GT box -> box_to_crop, 1.25x), cut at
+    MEDIAPIPE_CROP_SCALE x `input_wh`. A person MediaPipe does not find gets no result and scores as missed
+    (its keypoints are NaN, so no joint of it is within any threshold)."""
+    from poselive.baselines.mediapipe_pose import mediapipe_on_crops
+    out_wh = (input_wh[0] * MEDIAPIPE_CROP_SCALE, input_wh[1] * MEDIAPIPE_CROP_SCALE)
+    crops, mats, owners, gts, boxes, sets = [], [], [], [], [], []
+    for image_id in _progress(evalset.image_paths, "MediaPipe crops"):
+        people = evalset.people[image_id]
+        if not people or (image := _read(evalset.image_paths[image_id])) is None:
+            continue
+        gt, box = _gt_arrays(people)
+        for b in box:
+            m = crop_matrix(box_to_crop(b, input_wh, 1.25), out_wh)
+            crops.append(warp_crop(image, m, out_wh))
+            mats.append(m)
+            owners.append(image_id)
+        gts.append(gt)
+        boxes.append(box)
+        sets += [evalset.dataset[image_id]] * len(people)
+    kps, found = mediapipe_on_crops(np.stack(crops))
+    preds, results = np.full(kps.shape, np.nan), []
+    for i, m in enumerate(mats):
+        if not found[i]:
+            continue
+        preds[i] = np.c_[apply_matrix(invert_matrix(m), kps[i, :, :2]), kps[i, :, 2]]
+        results.append(keypoint_result(owners[i], preds[i], float(kps[i, :, 2].mean())))
+    log.info("MediaPipe found a pose in %d of %d crops", int(found.sum()), len(found))
+    return PairedRun(results, preds, np.concatenate(gts), np.concatenate(boxes), sets)
+
+
+def _model_label(spec: str) -> str:
+    p = Path(spec)
+    return spec if p.suffix != ".pt" else f"{p.parent.name}/{p.name}"
+
+
+def eval_body(args) -> int:
+    from poselive.estimator import PoseEstimator
+    evalset = load_eval_set(args.data)
+    gt_coco = coco_ground_truth(evalset.coco)
+    model = args.model or "body-lite"
+    estimator = PoseEstimator(model, device=args.device)
+    label = _model_label(str(model))
+    n_people = evalset.num_people
+    where = "our validation split" if args.data is None else ", ".join(args.data)
+    print(f"poselive eval: {label} on {where}: {len(evalset.image_paths)} images, {n_people} people with "
+          f"keypoints")
+
+    runs: dict[str, PairedRun] = {f"{label}, GT boxes": run_gt_boxes(estimator, evalset)}
+    if args.baseline:
+        try:
+            runs["MediaPipe Full, same crops"] = run_mediapipe(evalset, estimator.keypoints.cfg.input_wh)
+        except PoseliveError as e:
+            print(f"baseline skipped: {e}")
+    methods = {name: run.scores(gt_coco) for name, run in runs.items()}
+    if args.detections:
+        methods[f"{label}, own detector"] = score_body(gt_coco, run_detections(estimator, evalset))
+
+    print()
+    print(format_comparison(methods))
+    by_set = {name: run.pck_by_set() for name, run in runs.items()}
+    set_names = list(dict.fromkeys(s for d in by_set.values() for s in d))
+    people_per_set = {s: sum(1 for d in next(iter(runs.values())).datasets if d == s) for s in set_names}
+    print()
+    print(format_table(["PCK@0.2 per set"] + list(by_set),
+                       [[f"{s} ({people_per_set[s]})"] + [by_set[m].get(s) for m in by_set] for s in set_names]))
+    if args.out:
+        report = {"task": "body", "model": str(model), "data": args.data or "validation split",
+                  "images": len(evalset.image_paths), "people": n_people,
+                  "methods": {name: s.as_dict() for name, s in methods.items()},
+                  "pck_by_set": by_set}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1))
+        print(f"\nmetrics written to {args.out}")
+    return 0
+
+
+def eval_face(args) -> int:
+    """Faces: NME / failure rate / AUC (poselive.face_metrics) of the FaceEstimator on GT face boxes."""
+    try:
+        from poselive import face_metrics
+        from poselive.face_estimator import FaceEstimator
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("poselive"):
+            raise
+        raise PoseliveError("face evaluation is not available yet (no face estimator in this version)") from None
+    from poselive.train.face_data import face_records, read_face_folder, split_of_face
+    if args.data:
+        recs = [r for folder in args.data for r in read_face_folder(Path(folder), Path(folder).name)]
+    else:
+        recs = [r for r in face_records() if split_of_face(r) == "val"]
+    if not recs:
+        raise PoseliveError("no faces to evaluate on: give folders of .jpg + .pts files with --data")
+    estimator = FaceEstimator(args.model or "face-lite", device=args.device)
+    nmes = []
+    for r in _progress(recs, "faces"):
+        if (image := _read(Path(r.image_path))) is None:
+            continue
+        face = estimator(image, boxes=[r.box_xywh])[0]
+        nmes.append(float(face_metrics.nme(face.landmarks, r.keypoints)))
+    results = {_model_label(str(args.model or "face-lite")): np.array(nmes)}
+    print(face_metrics.scores_table(results))
+    if args.baseline:
+        print("baseline skipped: the dlib face baseline is not wired into eval yet")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"task": "face", "methods": {
+            k: asdict(face_metrics.FaceScores.of(v)) for k, v in results.items()}}, indent=1))
+        face_metrics.draw_ced(results, out.with_suffix(".ced.png"))
+        print(f"\nmetrics written to {out}, CED plot to {out.with_suffix('.ced.png')}")
+    return 0
+
+
+def eval_command(args) -> int:
+    if args.task == "face":
+        return eval_face(args)
+    return eval_body(args)

@@ -1,0 +1,300 @@
+"""Face landmark datasets (68 points, 300-W layout): records from .pts + .jpg folders, a fixed validation split,
+and the crop caches `poselive.train.loop.train` consumes.
+
+Each face becomes a record shaped like a body record (coco_data.PersonRecord: image, id, box, keypoints,
+weight, dataset) whose box is the face box of its landmarks (poselive.face_detect.face_box_from_landmarks), so
+`coco_data.build_cache` cuts the same 2.2x-context square around it that it cuts around a person, and
+augmentation jitters that box (shift, scale, rotation, flip) as a detector's or a tracker's box would move.
+With a 224 px cache and a 128 px input (1.25x the box), the cache keeps the face at the input's resolution.
+
+`FaceTask` is the training loop's KeypointTask set up for faces (face augmentation, NME-based validation);
+`face_task()` builds it with its data in one call.
+
+Also here, because they are fitted on these records: the 3D mean face of poselive.headpose
+(`derive_mean_face_3d`) and the face-box calibrations of poselive.face_detect.
+"""
+from __future__ import annotations
+
+import logging
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from poselive.errors import PoseliveError
+from poselive.face_detect import face_box_from_landmarks
+from poselive.face_metrics import auc, nme
+from poselive.nets.configs import config_by_name
+from poselive.pts import read_pts
+from poselive.schemas import FACE68
+from poselive.train.augment import AugmentConfig
+from poselive.train.coco_data import CropCache, PersonRecord, build_cache, data_root
+from poselive.train.loop import KeypointTask, predict_cache
+
+log = logging.getLogger(__name__)
+
+# A face record has exactly a body record's fields; build_cache and the training loop treat both alike.
+FaceRecord = PersonRecord
+
+# (name, folder under the data root, loss weight). ytf68's labels are undocumented (integer coordinates, maybe
+# machine-made), so they count half.
+FACE_SETS = (
+    ("afw", "face/300w/afw", 1.0),
+    ("helen_train", "face/300w/helen_train", 1.0),
+    ("ytf68", "face/ytf68/images", 0.5),
+)
+# Validation: every photo whose name hashes to 0 mod N (about 1 in 5 AFW photos, 1 in 10 HELEN photos). The
+# split is by photo, not by face file, so two faces of one AFW photo never sit on both sides; a hash keeps it
+# fixed when files are added. ytf68 is train only.
+VAL_EVERY = {"afw": 5, "helen_train": 10}
+
+# Face augmentation: a detector's box moves less than a person box, faces rarely tilt past 30 degrees, and a
+# face has no half body.
+FACE_AUGMENT = AugmentConfig(scale_range=(0.85, 1.25), rotation_sigma_deg=15.0, rotation_prob=0.7,
+                             shift_fraction=0.05, flip_prob=0.5, half_body_prob=0.0, occlusion_prob=0.3,
+                             blur_prob=0.2, noise_prob=0.2, gray_prob=0.08)
+
+
+def photo_name(image_path: str) -> str:
+    """The photo a face crop came from: 300-W names faces `<photo>_<n>.jpg`."""
+    stem = Path(image_path).stem
+    return stem.rsplit("_", 1)[0] if "_" in stem else stem
+
+
+def read_face_folder(folder: Path, dataset: str, weight: float = 1.0) -> list[FaceRecord]:
+    """One record per `<name>.pts` with a `<name>.jpg` beside it, in file-name order. keypoints (68, 3): x, y in
+    image px (0-based pixel centres), v = 2."""
+    out = []
+    for i, pts in enumerate(sorted(Path(folder).glob("*.pts"))):
+        img = pts.with_suffix(".jpg")
+        if not img.exists():
+            log.warning("skipping %s: no image %s beside it", pts, img.name)
+            continue
+        xy = read_pts(pts)
+        if len(xy) != FACE68.num_keypoints:
+            log.warning("skipping %s: %d points, expected %d", pts, len(xy), FACE68.num_keypoints)
+            continue
+        kp = np.c_[xy, np.full(len(xy), 2.0)].astype(np.float32)
+        out.append(FaceRecord(str(img), i, face_box_from_landmarks(xy), kp, weight, dataset))
+    return out
+
+
+def face_records(root: Path | None = None) -> list[FaceRecord]:
+    """Every face of FACE_SETS under the data root (sets that are absent are skipped with a warning)."""
+    root = data_root(str(root) if root else None)
+    recs = []
+    for name, sub, weight in FACE_SETS:
+        folder = root / sub
+        if not folder.is_dir():
+            log.warning("face set %s not found at %s", name, folder)
+            continue
+        recs += read_face_folder(folder, name, weight)
+    return recs
+
+
+def split_of_face(rec: FaceRecord) -> str:
+    """'val' or 'train', fixed by the photo's name (see VAL_EVERY)."""
+    n = VAL_EVERY.get(rec.dataset)
+    if n and zlib.crc32(photo_name(rec.image_path).encode()) % n == 0:
+        return "val"
+    return "train"
+
+
+def face_caches(root: Path | None = None, cache_dir: Path | None = Path("cache")) -> tuple[CropCache, CropCache]:
+    """(train_cache, val_cache) for `poselive.train.loop.train` with the face-lite config.
+
+    Crops are cached as `cache_dir/face-train-<key>.npz` and `face-val-<key>.npz` (about 0.7 GB; building them
+    takes under a minute on 2 cores). cache_dir=None keeps them in memory only."""
+    recs = face_records(root)
+    if not recs:
+        raise PoseliveError(f"no face data under {data_root(str(root) if root else None)}/face; set "
+                                "POSELIVE_DATA to the shared data folder")
+    train = [r for r in recs if split_of_face(r) == "train"]
+    val = [r for r in recs if split_of_face(r) == "val"]
+    log.info("faces: %d train (%s), %d val", len(train),
+             ", ".join(f"{n} {sum(r.dataset == n for r in train)}" for n, _, _ in FACE_SETS), len(val))
+    val_cache = build_cache(val, cache_dir / "face-val" if cache_dir else None)
+    train_cache = build_cache(train, cache_dir / "face-train" if cache_dir else None)
+    return train_cache, val_cache
+
+
+def predict_records(predict, records: list[FaceRecord]) -> np.ndarray:
+    """Run a landmark predictor on each record's photo and face box: `predict(image_bgr, [box_xywh])` returns
+    (1, 68, 2+) image px. Returns (N, 68, 2) float64, for face_metrics.nme against the records' keypoints."""
+    import cv2
+
+    out = []
+    for r in records:
+        img = cv2.imread(r.image_path, cv2.IMREAD_COLOR)
+        if img is None:
+            raise FileNotFoundError(f"cannot read {r.image_path}")
+        out.append(np.asarray(predict(img, [r.box_xywh]), np.float64)[0, :, :2])
+    return np.stack(out)
+
+
+class FaceTask(KeypointTask):
+    """KeypointTask for faces: FACE_AUGMENT, no half body, and validation by AUC@0.08 of the 300-W NME
+    (face_metrics), which keeps telling models apart long after PCK@0.2 of the box has saturated."""
+    metric_name = "val AUC@0.08 (NME)"
+
+    def __init__(self, cfg, train_cache: CropCache, val_cache: CropCache | None, aug: AugmentConfig = FACE_AUGMENT):
+        super().__init__(cfg, train_cache, val_cache, half_body=False, aug=aug)
+
+    def validate(self, model) -> float:
+        pred = predict_cache(model, self.val_cache, self.codec)
+        return auc(nme(pred, self.val_cache.keypoints))
+
+
+def face_task(config_name: str = "face-lite", root: Path | None = None, cache_dir: Path | None = Path("cache")
+              ) -> FaceTask:
+    """The training task for a face config, data and caches included: `loop.train(face_task(), "face-lite",
+    Path("runs/face-lite"), minutes=...)`."""
+    return FaceTask(config_by_name(config_name), *face_caches(root, cache_dir))
+
+
+# ------------------------------------------------------------------------------------- 3D mean face (headpose)
+_RIGID_POINTS = tuple(range(27, 48))  # nose and eyes: they move least with expression and are never silhouettes
+
+
+def _scaled_orthographic(a: np.ndarray) -> np.ndarray:
+    """The nearest 2x3 matrix whose rows are orthogonal and of equal length (a scaled orthographic camera)."""
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    return s.mean() * u @ vt
+
+
+def derive_mean_face_3d(landmarks: np.ndarray, iterations: int = 15, eye_corner_distance_mm: float = 90.0
+                        ) -> np.ndarray:
+    """A 68-point 3D mean face from many 2D annotations of different faces in different poses.
+
+    landmarks: (F, 68, 2) image px. Returns (68, 3) float64 in mm, model frame of poselive.headpose: x to the
+    subject's left, y down, z away from the viewer, origin at the nose tip (landmark 30), left-right symmetric,
+    outer eye corners `eye_corner_distance_mm` apart (about the adult mean, Farkas).
+
+    Method: each face is a scaled orthographic view of one rigid shape. Rank-3 factorisation of the stacked,
+    normalised landmarks (Tomasi-Kanade) with the metric upgrade gives a first shape; then alternating least
+    squares: each face's camera from the nose and eye points alone (jaw-contour points are silhouettes that
+    slide over the face as it turns), every point's 3D position from all cameras, with Huber weights so mouths
+    that open and mislabelled points count less. The depth sign is fixed by the nose being nearest the viewer,
+    and the frame by symmetry (x), the eye-corner to mouth-corner direction (y, so zero pitch means that line
+    is parallel to the image plane).
+    """
+    L = np.asarray(landmarks, np.float64)
+    F, K = L.shape[:2]
+    rigid = list(_RIGID_POINTS)
+    X = L - L[:, rigid].mean(1, keepdims=True)
+    X /= np.sqrt((X[:, rigid] ** 2).sum((1, 2), keepdims=True) / len(rigid))
+    # Factorisation and metric upgrade: find sym(Q Q^T) making every camera's two rows orthogonal, equal length.
+    u, s, vt = np.linalg.svd(X.transpose(0, 2, 1).reshape(2 * F, K), full_matrices=False)
+    m_hat = (u[:, :3] * np.sqrt(s[:3])).reshape(F, 2, 3)
+    s_hat = np.sqrt(s[:3])[:, None] * vt[:3]
+
+    def sym_row(a, b):
+        return np.array([a[0] * b[0], a[0] * b[1] + a[1] * b[0], a[0] * b[2] + a[2] * b[0], a[1] * b[1],
+                         a[1] * b[2] + a[2] * b[1], a[2] * b[2]])
+    rows = [r for m1, m2 in m_hat for r in (sym_row(m1, m1) - sym_row(m2, m2), sym_row(m1, m2))]
+    q = np.linalg.svd(np.array(rows))[2][-1]
+    gram = np.array([[q[0], q[1], q[2]], [q[1], q[3], q[4]], [q[2], q[4], q[5]]])
+    gram *= np.sign(np.trace(gram))
+    w, v = np.linalg.eigh(gram)
+    S = np.linalg.solve(v @ np.diag(np.sqrt(np.maximum(w, 1e-9))), s_hat)  # (3, K)
+    weights = np.ones((F, K))
+    for _ in range(iterations):
+        cams = np.empty((F, 2, 3))
+        for f in range(F):
+            sr, wr = S[:, rigid], weights[f, rigid]
+            cams[f] = _scaled_orthographic((X[f, rigid].T * wr) @ sr.T @ np.linalg.inv((sr * wr) @ sr.T))
+        resid = np.linalg.norm(np.einsum("fij,jk->fki", cams, S) - X, axis=2)  # (F, K)
+        c = 1.5 * np.median(resid)
+        weights = np.minimum(1.0, c / np.maximum(resid, 1e-12))
+        for k in range(K):
+            sw = np.sqrt(weights[:, k])
+            S[:, k] = np.linalg.lstsq((cams * sw[:, None, None]).reshape(-1, 3),
+                                      (X[:, k] * sw[:, None]).reshape(-1), rcond=None)[0]
+    return _canonical_face(S.T, eye_corner_distance_mm)
+
+
+def _canonical_face(S: np.ndarray, eye_corner_distance_mm: float) -> np.ndarray:
+    perm = FACE68.flip_permutation()
+    S = S - S.mean(0)
+    right = np.array([i for i in range(len(perm)) if perm[i] > i])  # subject's-right member of each pair
+    x = (S[perm[right]] - S[right]).sum(0)
+    x /= np.linalg.norm(x)
+    y = (S[48] + S[54]) / 2 - (S[36] + S[45]) / 2
+    y -= x * (x @ y)
+    y /= np.linalg.norm(y)
+    S = S @ np.stack([x, y, np.cross(x, y)]).T
+    if S[30, 2] > (S[36, 2] + S[45, 2]) / 2:
+        # The depth-reversed twin (orthographic views cannot tell them apart): mirror z, then restore the
+        # handedness by mirroring x and swapping left and right.
+        S = (S * np.array([-1.0, 1.0, -1.0]))[perm]
+    S = (S + (S * np.array([-1.0, 1.0, 1.0]))[perm]) / 2
+    S -= S[30]
+    return S * (eye_corner_distance_mm / np.linalg.norm(S[45] - S[36]))
+
+
+# ------------------------------------------------------------------------------ face-box calibrations (detect)
+def coco_head_points(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """COCO-17's nose, left eye and right eye (subject's) as 68-landmark stand-ins: the nose tip (30) and the
+    eye-contour centres (42-47 left, 36-41 right). Each (2,) image px."""
+    lm = np.asarray(landmarks, np.float64)[:, :2]
+    return lm[30], lm[42:48].mean(0), lm[36:42].mean(0)
+
+
+def fit_body_face_box(records: list[FaceRecord]) -> dict[str, float]:
+    """Constants of face_detect.face_box_from_body, fitted on records' landmarks.
+
+    Centre: least squares of (box centre - eye mid) on the eye line's perpendicular (pointing down the face, as
+    long as the eye distance) and on (nose - eye mid). Scale: max(eye distance, k x eye-mid-to-nose distance)
+    with k chosen to make the side ratio steadiest; side per scale: the median ratio. `eyes_only_down`: the
+    centre's fit on the perpendicular alone, for bodies whose nose is not confident."""
+    nose, leye, reye = (np.stack(a) for a in zip(*(coco_head_points(r.keypoints) for r in records)))
+    boxes = np.array([r.box_xywh for r in records], np.float64)
+    centre, side = boxes[:, :2] + boxes[:, 2:] / 2, boxes[:, 2]
+    mid, eye = (leye + reye) / 2, leye - reye
+    down = np.c_[-eye[:, 1], eye[:, 0]]
+    to_nose = nose - mid
+    coef = np.linalg.lstsq(np.stack([down, to_nose], -1).reshape(-1, 2), (centre - mid).reshape(-1), rcond=None)[0]
+    eye_d, nose_d = np.linalg.norm(eye, axis=1), np.linalg.norm(to_nose, axis=1)
+    best = None
+    for k in np.arange(0.8, 2.51, 0.05):
+        ratio = side / np.maximum(eye_d, k * nose_d)
+        spread = float(np.std(np.log(ratio)))
+        if best is None or spread < best[0]:
+            best = (spread, float(k), float(np.median(ratio)))
+    eyes_only = np.linalg.lstsq(down.reshape(-1, 1), (centre - mid).reshape(-1), rcond=None)[0]
+    return {"down": float(coef[0]), "nose": float(coef[1]), "eyes_only_down": float(eyes_only[0]),
+            "nose_weight": best[1], "side_per_scale": best[2], "log_side_std": best[0]}
+
+
+def calibrate_detector(records: list[FaceRecord], detect_raw) -> dict[str, float]:
+    """Fit a face_detect.DetectorCalibration for a detector: `detect_raw(image_bgr)` returns its own boxes
+    (x, y, w, h). Each face is matched to the detection nearest its face box centre that lies within half a
+    side of it; the medians of the per-face offsets and size ratios give the calibration. Also returns the
+    fraction of faces found (`found`), a rough recall on these photos (one face per crop)."""
+    import cv2
+
+    dx, dy, ratio, found = [], [], [], 0
+    for r in records:
+        img = cv2.imread(r.image_path, cv2.IMREAD_COLOR)
+        if img is None:
+            continue
+        x, y, w, _ = r.box_xywh
+        c = np.array([x + w / 2, y + w / 2])
+        best = None
+        for b in detect_raw(img):
+            bx, by, bw, bh = (float(v) for v in b)
+            d = np.linalg.norm(np.array([bx + bw / 2, by + bh / 2]) - c)
+            if d < 0.5 * w and 0.4 < w / bw < 2.5 and (best is None or d < best[0]):
+                best = (d, bx, by, bw, bh)
+        if best is None:
+            continue
+        _, bx, by, bw, bh = best
+        found += 1
+        dx.append((c[0] - bx - bw / 2) / bw)
+        dy.append((c[1] - by - bh / 2) / bw)
+        ratio.append(w / bw)
+    if not found:
+        return {"found": 0.0}
+    return {"dx": float(np.median(dx)), "dy": float(np.median(dy)), "side_per_width": float(np.median(ratio)),
+            "found": found / len(records)}
+

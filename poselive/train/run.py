@@ -1,0 +1,54 @@
+"""`poselive train CONFIG`: build the data for a named config and run the training loop in a resumable chunk."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from poselive.errors import PoseliveError
+from poselive.nets.configs import config_by_name
+from poselive.train.loop import DetectionTask, KeypointTask, TrainConfig, train
+
+log = logging.getLogger("poselive.train")
+
+
+def make_task(config_name: str, data: str | None, cache_dir: Path = Path("cache")):
+    from poselive.train.coco_data import build_cache, body_records, data_root, split_of
+    cfg = config_by_name(config_name)
+    root = data_root(data)
+    if not root.exists():
+        raise PoseliveError(f"training data folder {root} does not exist; pass --data or set POSELIVE_DATA")
+    if cfg.schema == "coco17":
+        recs = body_records(root)
+        tr = [r for r in recs if split_of(r) == "train"]
+        va = [r for r in recs if split_of(r) == "val"]
+        return KeypointTask(cfg, build_cache(tr, cache_dir / "body-train"), build_cache(va, cache_dir / "body-val"))
+    if cfg.schema == "person_centre":
+        from poselive.train.det_data import build_det_cache, det_items, det_split_of
+        items = det_items(root)
+        tr = [i for i in items if det_split_of(i) == "train"]
+        va = [i for i in items if det_split_of(i) == "val"]
+        return DetectionTask(cfg, build_det_cache(tr, cache_dir / "det-train"), build_det_cache(va, cache_dir / "det-val"))
+    if cfg.schema == "face68":
+        from poselive.train import face_data
+        return face_data.FaceTask(cfg, *face_data.face_caches(root, cache_dir))
+    raise PoseliveError(f"no training recipe for schema {cfg.schema}")
+
+
+def train_command(args) -> int:
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = Path(args.out or f"runs/{args.config}")
+    out.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    logging.getLogger("poselive").addHandler(handler)
+    task = make_task(args.config, args.data)
+    tc = TrainConfig(batch=args.batch, lr=args.lr)
+    figures = train(task, args.config, out, minutes=args.minutes, max_steps=args.steps, tc=tc,
+                    resume=not args.no_resume, device=device, progress=True)
+    print(f"{args.config}: step {figures['step']}, loss {figures['loss']:.4f}, {task.metric_name} "
+          f"{figures['val']:.4f}; checkpoints in {out}")
+    return 0
