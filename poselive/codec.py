@@ -74,7 +74,7 @@ def encode_gaussian(xy_hm: np.ndarray, visible: np.ndarray, heatmap_wh: tuple[in
     gx = np.exp(-((xs[None, :] - xy_hm[:, :1]) ** 2) / (2 * sigma ** 2))  # (K, W)
     gy = np.exp(-((ys[None, :] - xy_hm[:, 1:]) ** 2) / (2 * sigma ** 2))  # (K, H)
     maps = (gy[:, :, None] * gx[:, None, :]).astype(np.float32)
-    maps *= weights[:, None, None]
+    maps[weights == 0] = 0.0  # also clears the NaN maps of non-finite points (NaN * 0 is NaN)
     return maps, weights
 
 
@@ -152,7 +152,7 @@ def find_peaks_reference(heatmaps: np.ndarray, threshold: float = 0.1, topk: int
     flat_maps = hm.reshape(M, H, W)
     p = np.pad(flat_maps, ((0, 0), (1, 1), (1, 1)), mode="constant", constant_values=-np.inf)
     pooled = np.max([p[:, dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)], axis=0)
-    is_peak = (flat_maps == pooled) & (flat_maps > threshold)
+    is_peak = (flat_maps == pooled) & (flat_maps > np.float32(threshold))  # float32, as the compiled twin
     xy = np.zeros((M, topk, 2), np.float32)
     scores = np.zeros((M, topk), np.float32)
     counts = np.zeros(M, np.int32)

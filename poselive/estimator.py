@@ -14,10 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poselive.checkpoint import read_checkpoint
 from poselive.codec import HeatmapCodec, image_to_heatmap_matrix
-from poselive.errors import PoseliveError
-from poselive.nets.configs import NetConfig
+from poselive.errors import PoseliveError, WeightsError
 from poselive.records import Person
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
 from poselive.weights import resolve_weights
@@ -49,12 +47,10 @@ class KeypointModel:
     def __init__(self, model: str | os.PathLike, device: str = "auto", expect_schema: str | None = None):
         from poselive.backends import make_backend
         path = resolve_weights(model)
-        self.cfg = NetConfig.from_dict(read_checkpoint(path)["config"]) if path.suffix == ".pt" else None
-        if self.cfg is None:
-            raise PoseliveError(f"{path}: give the .pt checkpoint; its .onnx twin is found beside it")
-        if expect_schema and self.cfg.schema != expect_schema:
-            raise PoseliveError(f"{path} predicts {self.cfg.schema} keypoints, not {expect_schema}")
         self.backend = make_backend(path, device)
+        self.cfg = self.backend.config
+        if expect_schema and self.cfg.schema != expect_schema:
+            raise WeightsError(f"{path} predicts {self.cfg.schema} keypoints, not {expect_schema}")
         self.codec = HeatmapCodec(self.cfg.input_wh, 4, self.cfg.sigma, self.cfg.blur_sigma)
 
     def crop_matrices(self, boxes_xywh: np.ndarray, padding: float = 1.25) -> list[np.ndarray]:

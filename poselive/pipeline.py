@@ -126,7 +126,8 @@ class Pipeline:
         faces = []
         if self.face_stage is not None:
             with timer.stage("face"):
-                faces = self.face_stage(image, people, frame.index)
+                faces = self.face_stage(image, people, frame.index,
+                                         frame.video_time if frame.video_time else frame.capture_time)
         if not self.bodies:
             people = []
         heatmaps = []

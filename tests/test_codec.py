@@ -150,9 +150,6 @@ def test_encode_gives_zero_weight_and_empty_maps_to_unlabelled_and_outside_point
     assert maps[0].max() > 0.9 and maps[5].max() > 0.5
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "encode_gaussian multiplies a NaN map by its 0 weight, which leaves NaN (a NaN loss in training); "
-    "fix proposed in the codec task's report: zero the maps where the weight is 0"))
 def test_a_keypoint_that_is_not_a_number_gets_zero_weight_and_an_empty_map():
     maps, weights = HeatmapCodec(input_wh=(192, 256), stride=4).encode(np.array([[np.nan, 5, 2], [7, np.inf, 2]]))
     np.testing.assert_array_equal(weights, [0, 0])
@@ -280,6 +277,10 @@ def test_twins_agree_on_noisy_targets_and_pathological_maps():
     flat[0, 1] = 0.25
     flat[0, 2] = -3.0
     both_twins_agree(flat)                      # argmax ties: the first pixel, no step
+    spike = np.zeros((1, 1, 5, 5), np.float32)
+    spike[0, 0, 2, 1:4] = [1e-20, 1.0, 1e-8]    # unblurred: the log floor (1e-10) shapes the step
+    spike[0, 0, 1:4:2, 2] = [1e-30, 1e-9]
+    both_twins_agree(spike, blur_sigma=0.0)
     with_nan = rng.random((1, 2, 9, 8)).astype(np.float32)
     with_nan[0, 0, 4, 3] = np.nan               # np.argmax picks the NaN; the result is NaN in both
     with_nan[0, 1, 0, 7] = np.inf

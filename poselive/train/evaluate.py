@@ -86,14 +86,16 @@ def load_eval_set(json_paths: list[str | Path] | None = None, root: str | Path |
             dataset[new_id[im["id"]]] = Path(jp).parent.name
         for a in d.get("annotations", []):
             if a["image_id"] in new_id and a.get("category_id", 1) == 1:
-                annotations.append({k: v for k, v in a.items() if k != "segmentation"}
-                                   | {"id": len(annotations) + 1, "image_id": new_id[a["image_id"]]})
+                a = {k: v for k, v in a.items() if k != "segmentation"}
+                labelled = np.asarray(a.get("keypoints", []), np.float64).reshape(-1, 3)[:, 2] > 0
+                a.setdefault("num_keypoints", int(labelled.sum()))
+                annotations.append(a | {"id": len(annotations) + 1, "image_id": new_id[a["image_id"]]})
     if not images:
         raise PoseliveError("no images to evaluate on in " + ", ".join(str(p) for p in json_paths))
     coco = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
     people = {i: [] for i in paths}
     for a in annotations:
-        if a.get("num_keypoints", 0) > 0 and not a.get("iscrowd", 0):
+        if a["num_keypoints"] > 0 and not a.get("iscrowd", 0):
             people[a["image_id"]].append(a)
     return EvalSet(coco, paths, dataset, people)
 
@@ -201,6 +203,8 @@ def _model_label(spec: str) -> str:
 def eval_body(args) -> int:
     from poselive.estimator import PoseEstimator
     evalset = load_eval_set(args.data)
+    if evalset.num_people == 0:
+        raise PoseliveError("no annotated people with keypoints to evaluate on")
     gt_coco = coco_ground_truth(evalset.coco)
     model = args.model or "body-lite"
     estimator = PoseEstimator(model, device=args.device)

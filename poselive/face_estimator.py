@@ -1,0 +1,104 @@
+"""Faces: 68 landmarks and head pose. `FaceEstimator` is the public API for images; `FaceStage` is the
+pipeline's face step for video (faces from bodies' heads, from last frame's landmarks, or a face detector).
+
+    faces = FaceEstimator("face-lite")(image_bgr)                   # Haar detection, then landmarks + pose
+    faces = FaceEstimator("face-lite")(image_bgr, boxes=[[x, y, w, h]])
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from poselive.det_codec import box_iou
+from poselive.estimator import KeypointModel, check_image
+from poselive.face_detect import FaceDetectorUnavailable, detect_faces_haar, face_box_from_body, face_box_from_landmarks
+from poselive.filters import PoseSmoother, SmootherConfig
+from poselive.headpose import fit_head_pose
+from poselive.records import Face, Person
+from poselive.schemas import FACE68
+from poselive.tracking import Tracker, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+
+class FaceEstimator:
+    """model: shipped weights name ("face-lite") or .pt path; device: auto, cuda, onnx, cpu; fit_pose: fit the
+    3D mean face for yaw/pitch/roll (about 1.6 ms a face)."""
+
+    def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", fit_pose: bool = True):
+        self.landmarks = KeypointModel(model, device, expect_schema=FACE68.name)
+        self.fit_pose = fit_pose
+
+    def detect(self, image: np.ndarray) -> list[tuple[float, float, float, float]]:
+        """Face boxes by OpenCV's Haar cascade (frontal faces), largest first; [] when it is unavailable."""
+        try:
+            return detect_faces_haar(check_image(image))
+        except FaceDetectorUnavailable as e:
+            log.warning("%s", e)
+            return []
+
+    def __call__(self, image: np.ndarray, boxes=None) -> list[Face]:
+        image = check_image(image)
+        boxes = self.detect(image) if boxes is None else boxes
+        return self.estimate(image, np.asarray(boxes, np.float64).reshape(-1, 4))
+
+    def estimate(self, image: np.ndarray, boxes_xywh: np.ndarray) -> list[Face]:
+        """One Face per face box (x, y, w, h image px; see face_detect for the box convention), in order."""
+        km = self.landmarks
+        mats = km.crop_matrices(boxes_xywh)
+        lms, _ = km.run_crops(image, mats)
+        h, w = image.shape[:2]
+        faces = []
+        for i, b in enumerate(boxes_xywh):
+            lm = lms[i]
+            pose = fit_head_pose(lm, (w, h), point_scores=lm[:, 2]) if self.fit_pose else None
+            head_pose, rvec, tvec = pose if pose is not None else (None, None, None)
+            faces.append(Face(lm, tuple(float(v) for v in b), float(lm[:, 2].mean()), head_pose, rvec, tvec))
+        return faces
+
+
+class FaceStage:
+    """Faces in a video, frame after frame: boxes from each body's head keypoints, then from the previous
+    frame's landmarks for faces whose body was not found, then (every `detect_every` frames while no face is
+    known, e.g. a close-up where no body is visible) from the Haar detector. Tracked ids and One Euro
+    smoothing as for bodies."""
+
+    def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", detect_every: int = 10,
+                 min_score: float = 0.2, smoothing: bool = True):
+        self.estimator = FaceEstimator(model, device)
+        self.detect_every = detect_every
+        self.min_score = min_score
+        self.tracker = Tracker(TrackerConfig(), schema=FACE68)
+        self.smoother = PoseSmoother(SmootherConfig()) if smoothing else None
+        self._last_faces: list[Face] = []
+        self._last_detect = -10**9
+
+    def reset(self) -> None:
+        self.tracker.reset()
+        if self.smoother is not None:
+            self.smoother.reset()
+        self._last_faces = []
+        self._last_detect = -10**9
+
+    def boxes(self, image: np.ndarray, people: list[Person], frame_index: int) -> np.ndarray:
+        boxes = [b for p in people if (b := face_box_from_body(p.keypoints)) is not None]
+        for f in self._last_faces:
+            b = face_box_from_landmarks(f.landmarks)
+            if not boxes or box_iou(np.array([b]), np.array(boxes)).max() < 0.3:
+                boxes.append(b)
+        if not boxes and frame_index - self._last_detect >= self.detect_every:
+            self._last_detect = frame_index
+            boxes = self.estimator.detect(image)[:4]
+        return np.asarray(boxes, np.float64).reshape(-1, 4)
+
+    def __call__(self, image: np.ndarray, people: list[Person], frame_index: int, time_s: float | None = None
+                 ) -> list[Face]:
+        faces = self.estimator.estimate(image, self.boxes(image, people, frame_index))
+        faces = [f for f in faces if f.score >= self.min_score]
+        faces = self.tracker.update(faces, frame_index)
+        if self.smoother is not None and time_s is not None:
+            faces = self.smoother(faces, time_s)
+        self._last_faces = faces
+        return faces

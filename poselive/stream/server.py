@@ -1,0 +1,364 @@
+"""`poselive serve`: run the live pipeline and publish every frame (skeletons, faces, gesture events) over
+WebSocket, UDP and OSC, for game engines and creative tools on this machine (or, with --allow-remote, others).
+
+    pipeline thread ──publish()──► hub thread (builds + encodes the message once) ──► WebSocket loop thread
+                                                                                    ├─► UDP sender thread
+                                                                                    └─► OSC sender thread
+Every arrow is a bounded queue that drops the oldest message when the side after it falls behind, so
+publishing never makes the pipeline wait: `publish()` only appends to a deque.
+
+Addresses are loopback only (127.0.0.0/8, ::1, localhost) unless allow_remote: a pose stream shows where a
+person is and what they do, which should not leave the machine by accident.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from poselive.errors import PoseliveError
+from poselive.gestures import GestureDetector, GestureEvent
+from poselive.stream.messages import MAX_DATAGRAM_BYTES, Encoded, encode, frame_message
+from poselive.stream.osc import osc_publisher
+from poselive.stream.udp import UdpPublisher, json_datagrams
+from poselive.stream.ws import WebSocketPublisher
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORTS = {"WebSocket": 8765, "UDP": 9750, "OSC": 9000}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_endpoint(text: str, kind: str, allow_remote: bool = False) -> Endpoint:
+    """"HOST:PORT", "[IPv6]:PORT", ":PORT" or "PORT" (host 127.0.0.1), or "HOST" (the kind's default port)
+    -> Endpoint. kind: "WebSocket", "UDP" or "OSC" (for messages). Raises PoseliveError for a non-loopback
+    host unless allow_remote."""
+    flag = {"WebSocket": "--ws", "UDP": "--udp", "OSC": "--osc"}.get(kind, kind)
+    s = text.strip()
+    host, port_text = s, ""
+    if s.startswith("["):
+        host, sep, rest = s[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise PoseliveError(f"{flag} {text!r}: write an IPv6 address as [ADDRESS]:PORT, e.g. [::1]:{DEFAULT_PORTS[kind]}")
+        port_text = rest[1:]
+    elif s.count(":") == 1:
+        host, port_text = s.split(":")
+    elif s.count(":") > 1:
+        raise PoseliveError(f"{flag} {text!r}: write an IPv6 address in brackets, e.g. [::1]:{DEFAULT_PORTS[kind]}")
+    elif s.isdigit():
+        host, port_text = "", s
+    host = host or "127.0.0.1"
+    try:
+        port = int(port_text) if port_text else DEFAULT_PORTS[kind]
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535 or (port == 0 and kind != "WebSocket"):
+        raise PoseliveError(f"{flag} {text!r}: the port must be a number from 1 to 65535")
+    if not allow_remote and not is_loopback(host):
+        verb = "serve WebSocket on" if kind == "WebSocket" else f"send {kind} to"
+        raise PoseliveError(f"refusing to {verb} {host}: it is not a loopback address (127.0.0.1, ::1, "
+                            f"localhost); add --allow-remote to publish to other machines")
+    return Endpoint(host, port)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback IP addresses; no name is looked up."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _target_address(host: str, kind: str) -> str:
+    """An IP address to send datagrams to: localhost is 127.0.0.1; names (allowed with --allow-remote) are
+    looked up once, here."""
+    if host.lower() == "localhost":
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        try:
+            return socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0]
+        except OSError as e:
+            raise PoseliveError(f"cannot send {kind} to {host}: {e.strerror or e}; check the host name")
+
+
+class StreamServer:
+    """Publishes frames to the configured outputs (any of udp, ws, osc: "HOST:PORT" strings, see
+    parse_endpoint). Nothing is bound or sent before `start()` (or `with`); `close()` sends what is queued
+    and stops. `publish()` may be called from one thread (the pipeline's) and never waits.
+
+        with StreamServer(ws="127.0.0.1:8765") as server:
+            for live in poselive.app.stream("0"):
+                server.publish(live.result)
+    """
+
+    def __init__(self, udp: str | None = None, ws: str | None = None, osc: str | None = None, *,
+                 allow_remote: bool = False, max_datagram_bytes: int = MAX_DATAGRAM_BYTES, queue_size: int = 4):
+        if not (udp or ws or osc):
+            raise PoseliveError("nowhere to publish: give --ws, --udp or --osc HOST:PORT")
+        self.ws: WebSocketPublisher | None = None
+        self.udp: UdpPublisher | None = None
+        self.osc: UdpPublisher | None = None
+        # Every address is checked before anything is opened, so a refused one leaves nothing half started.
+        eps = {kind: parse_endpoint(text, kind, allow_remote) for kind, text in
+               (("WebSocket", ws), ("UDP", udp), ("OSC", osc)) if text}
+        if "WebSocket" in eps:
+            e = eps["WebSocket"]
+            self.ws = WebSocketPublisher(e.host, e.port, queue_size, allow_any_origin=allow_remote)
+        if "UDP" in eps:
+            e = eps["UDP"]
+            self.udp = UdpPublisher(_target_address(e.host, "UDP"), e.port, json_datagrams(max_datagram_bytes),
+                                    queue_size)
+        if "OSC" in eps:
+            e = eps["OSC"]
+            self.osc = osc_publisher(_target_address(e.host, "OSC"), e.port, queue_size)
+        self.publishers = [p for p in (self.ws, self.udp, self.osc) if p is not None]
+        # Frame.capture_time is time.monotonic(); messages carry Unix time.
+        self._clock_offset = time.time() - time.monotonic()
+        self._inbox: deque[tuple] = deque(maxlen=2)
+        self._cond = threading.Condition()
+        self._closing = False
+        self._started = False
+        self._hub = threading.Thread(target=self._run, name="stream hub", daemon=True)
+        self.published = 0          # publish() calls
+        self.skipped = 0            # frames the hub was too busy to encode (replaced by a newer one)
+        self.publish_ms: list[float] = []   # time each publish() call took on the caller's thread
+        self.encode_ms: list[float] = []    # time the hub spent building and encoding each message
+
+    def describe(self) -> str:
+        return ", ".join(f"{p.address}" for p in self.publishers)
+
+    def start(self) -> StreamServer:
+        started = []
+        try:
+            for p in self.publishers:
+                p.start()
+                started.append(p)
+        except BaseException:
+            for p in started:
+                p.close()
+            raise
+        self._hub.start()
+        self._started = True
+        return self
+
+    def publish(self, result, events: list[GestureEvent] = (), active: dict[int, tuple[str, ...]] | None = None,
+                *, fps: float | None = None, latency_ms: float | None = None) -> None:
+        """Queue one FrameResult (with this frame's gesture events and the active gestures per track id) for
+        every output; returns at once. When the hub is behind, the oldest unencoded frame is skipped."""
+        t = time.perf_counter()
+        f = result.frame
+        h, w = f.image.shape[:2]
+        item = (f.index, f.capture_time + self._clock_offset, f.video_time, w, h, list(result.people),
+                list(result.faces), list(events), active, fps, latency_ms)
+        with self._cond:
+            if len(self._inbox) == self._inbox.maxlen:
+                self.skipped += 1
+            self._inbox.append(item)
+            self._cond.notify()
+        self.published += 1
+        if len(self.publish_ms) < 100_000:
+            self.publish_ms.append((time.perf_counter() - t) * 1000.0)
+
+    def close(self) -> None:
+        if not self._started:
+            return
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._hub.join(5.0)
+        for p in self.publishers:
+            p.close()
+        self._started = False
+
+    def stats(self) -> dict:
+        d = {"published": self.published, "skipped": self.skipped}
+        for name, ms in (("publish_ms", self.publish_ms), ("encode_ms", self.encode_ms)):
+            if ms:
+                a = np.asarray(ms)
+                d[name] = {"mean": float(a.mean()), "p99": float(np.percentile(a, 99)), "max": float(a.max())}
+        for p in self.publishers:
+            d[p.address] = p.stats()
+        return d
+
+    def __enter__(self) -> StreamServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._inbox and not self._closing:
+                    self._cond.wait()
+                if not self._inbox:
+                    return
+                item = self._inbox.popleft()
+            t = time.perf_counter()
+            index, time_s, video_time, w, h, people, faces, events, active, fps, latency_ms = item
+            try:
+                msg = frame_message(index, time_s, video_time, w, h, people, faces, events, active, fps, latency_ms)
+                encoded = Encoded(msg, encode(msg), index)
+            except Exception:  # a bad frame must not end the stream: log it, go on with the next
+                log.exception("cannot encode frame %d for the stream", index)
+                continue
+            for p in self.publishers:
+                p.send(encoded)
+            if len(self.encode_ms) < 100_000:
+                self.encode_ms.append((time.perf_counter() - t) * 1000.0)
+
+
+def run_stream(source, server: StreamServer, pipeline=None, *, tasks: str = "body", device: str = "auto",
+               gestures: GestureDetector | None = None, max_frames: int | None = None,
+               realtime: bool = True) -> int:
+    """The live loop of `poselive serve`: the pipeline over `source` (anything poselive.app.stream takes),
+    gestures per track, every frame published. realtime: pace files at their frame rate, as a camera would
+    deliver them. Returns the number of frames published."""
+    from poselive.app import stream
+    detector = gestures or GestureDetector()
+    n = 0
+    for live in stream(source, pipeline, tasks=tasks, device=device, max_frames=max_frames, realtime=realtime):
+        r = live.result
+        events = detector.update(r.people, r.frame.index, r.frame.video_time)
+        server.publish(r, events, detector.active_by_track(), fps=live.fps, latency_ms=live.latency_ms)
+        n += 1
+    return n
+
+
+def serve_command(args) -> int:
+    """`poselive serve`: without any of --ws, --udp, --osc, serves WebSocket on 127.0.0.1:8765."""
+    from poselive.app import build_pipeline
+    ws = args.ws
+    if not (args.udp or args.ws or args.osc):
+        ws = f"127.0.0.1:{DEFAULT_PORTS['WebSocket']}"
+    server = StreamServer(udp=args.udp, ws=ws, osc=args.osc, allow_remote=args.allow_remote)
+    pipe = build_pipeline(args.task, args.device)
+    n = 0
+    with server:
+        print(f"publishing to {server.describe()} (Ctrl-C to stop)", flush=True)
+        try:
+            n = run_stream(args.source, server, pipe, max_frames=getattr(args, "max_frames", None))
+        except KeyboardInterrupt:
+            pass
+    s = server.stats()
+    print(f"{n} frames published; publish() took {s.get('publish_ms', {}).get('mean', 0.0):.3f} ms per frame "
+          f"on the pipeline thread")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- benchmark
+_BENCH_CLIENT = r"""
+import json, sys
+from websockets.sync.client import connect
+n, last, ordered = 0, -1, True
+try:
+    with connect(sys.argv[1], max_size=None, compression=None) as ws:
+        print("ready", flush=True)
+        for m in ws:
+            f = json.loads(m)["frame"]
+            ordered &= f > last
+            last, n = f, n + 1
+except Exception:
+    pass
+print(n, int(ordered), flush=True)
+"""
+
+
+def _bench_results(frames: int, people: int, size=(640, 480)):
+    from poselive.pipeline import FrameResult
+    from poselive.records import Frame, Person, StageTimes
+    from poselive.sources import SyntheticSource
+    scene = SyntheticSource(frames=frames, people=min(people, 3), size=size)
+    image = np.zeros((size[1], size[0], 3), np.uint8)
+    out = []
+    for i in range(frames):
+        kps = scene.keypoints(i)
+        ps = [Person(k, (0.0, 0.0, 100.0, 200.0), 0.9, t + 1) for t, k in enumerate(kps)]
+        out.append(FrameResult(Frame(image, i, time.monotonic(), i / 30.0), ps, [], StageTimes()))
+    return out
+
+
+def bench_stream(frames: int = 300, clients: int = 3, people: int = 2, fps: float = 60.0) -> dict:
+    """What publishing costs per frame with `clients` WebSocket clients (separate processes) connected:
+    synthetic frames of `people` tracked people published at `fps` on loopback. Returns
+    publish_call_ms (mean / p99 / max: the pipeline thread's cost), cpu_ms_per_frame (this process's CPU
+    time, all publishing threads together, over the same loop without a server) and per-client delivery."""
+    results = _bench_results(frames, people)
+
+    def paced(publish) -> float:
+        cpu = time.process_time()
+        t0 = time.perf_counter()
+        for i, r in enumerate(results):
+            publish(r)
+            delay = t0 + (i + 1) / fps - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        return time.process_time() - cpu
+
+    base_cpu = paced(lambda r: None)
+    server = StreamServer(ws="127.0.0.1:0").start()
+    procs = []
+    try:
+        for _ in range(clients):
+            p = subprocess.Popen([sys.executable, "-c", _BENCH_CLIENT, server.ws.address], stdout=subprocess.PIPE,
+                                 text=True)
+            procs.append(p)
+        for p in procs:
+            if p.stdout.readline().strip() != "ready":
+                raise PoseliveError("a benchmark WebSocket client could not connect")
+        deadline = time.monotonic() + 10.0
+        while len(server.ws.clients) < clients and time.monotonic() < deadline:
+            time.sleep(0.01)
+        msg_bytes = len(encode(frame_message(0, 0.0, 0.0, 640, 480, results[0].people)))
+        cpu = paced(server.publish)
+    finally:
+        server.close()
+        received = []
+        for p in procs:
+            try:
+                out, _ = p.communicate(timeout=10)
+                n, ordered = (int(v) for v in out.split()[-2:])
+            except (subprocess.TimeoutExpired, ValueError):
+                p.kill()
+                n, ordered = 0, 0
+            received.append({"messages": n, "in_order": bool(ordered)})
+    s = server.stats()
+    return {"frames": frames, "clients": clients, "people": people, "fps": fps, "message_bytes": msg_bytes,
+            "publish_call_ms": s["publish_ms"], "hub_encode_ms": s["encode_ms"],
+            "cpu_ms_per_frame": max(0.0, (cpu - base_cpu) * 1000.0 / frames), "received": received,
+            "dropped": server.ws.dropped}
+
+
+def bench_table(b: dict) -> str:
+    """The lines `poselive bench` prints for bench_stream's result."""
+    pc, enc = b["publish_call_ms"], b["hub_encode_ms"]
+    got = ", ".join(f"{r['messages']}" + ("" if r["in_order"] else " (out of order!)") for r in b["received"])
+    return "\n".join([
+        f"stream: {b['frames']} frames of {b['people']} people ({b['message_bytes']} B JSON) at {b['fps']:g} fps "
+        f"to {b['clients']} WebSocket clients",
+        f"  publish() on the pipeline thread   mean {pc['mean']:.4f} ms   p99 {pc['p99']:.4f} ms   max {pc['max']:.3f} ms",
+        f"  build + encode (hub thread)        mean {enc['mean']:.4f} ms   p99 {enc['p99']:.4f} ms",
+        f"  CPU of all publishing threads      {b['cpu_ms_per_frame']:.3f} ms per frame",
+        f"  messages received per client       {got} (dropped {b['dropped']})",
+    ])

@@ -1,0 +1,137 @@
+"""`poselive predict` finds the annotated person in a real photo with the shipped weights, writes COCO results,
+takes boxes from a json, and skips what it cannot read."""
+import json
+import logging
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from poselive.body_metrics import pck
+from poselive.checkpoint import save_checkpoint
+from poselive.cli import main
+from poselive.nets.configs import config_by_name
+from poselive.nets.hourglass import StackedHourglass
+from poselive.weights import models_dir
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSELIVE_CACHE", str(tmp_path / "cache"))  # ONNX exports of test weights
+
+
+def shipped(name: str):
+    path = models_dir() / f"{name}.pt"
+    if not path.exists():
+        pytest.skip(f"shipped weights {path} are not there yet (ship them, or set POSELIVE_MODELS)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def fashion_photo(shared_data):
+    """(image path, GT keypoints (17, 3), GT box xywh) of the first fashion_a validation image."""
+    ann = shared_data / "body" / "fashion_a" / "person_keypoints.json"
+    if not ann.exists():
+        pytest.skip(f"fashion_a not found at {ann.parent}")
+    d = json.loads(ann.read_text())
+    im = next(i for i in d["images"] if i["id"] % 7 == 0)  # validation (coco_data.split_of)
+    a = next(a for a in d["annotations"] if a["image_id"] == im["id"])
+    return ann.parent / "images" / im["file_name"], np.array(a["keypoints"]).reshape(17, 3), a["bbox"]
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """An untrained body-lite checkpoint: enough to test the command's plumbing without shipped weights."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "random-body-lite.pt"
+    save_checkpoint(path, StackedHourglass(config_by_name("body-lite")))
+    return path
+
+
+def pck_of(result: dict, gt: np.ndarray, box) -> float:
+    pred = np.array(result["keypoints"]).reshape(1, 17, 3)
+    return pck(pred, gt[None], np.array([box], float))[0]
+
+
+def test_predict_finds_the_annotated_person_with_the_shipped_weights(fashion_photo, tmp_path):
+    shipped("body-lite")
+    shipped("body-det")
+    image, gt, box = fashion_photo
+    out = tmp_path / "results.json"
+    assert main(["predict", str(image), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results, "the detector found no one in a photo of one standing person"
+    best = max(results, key=lambda r: r["score"])
+    assert best["file_name"] == image.name and best["category_id"] == 1
+    assert pck_of(best, gt, box) >= 0.8
+
+
+def test_predict_with_given_boxes_uses_them(fashion_photo, tmp_path):
+    shipped("body-lite")
+    image, gt, box = fashion_photo
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({image.name: [box]}))
+    out = tmp_path / "results.json"
+    assert main(["predict", str(image), "--boxes", str(boxes), "--out", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["bbox"] == pytest.approx(box, abs=0.01)
+    assert pck_of(result, gt, box) >= 0.8
+
+
+def test_unreadable_images_are_skipped_and_logged(fashion_photo, random_weights, tmp_path, caplog):
+    image, _, box = fashion_photo
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({image.name: [box, [0, 0, 50, 80]]}))
+    out = tmp_path / "results.json"
+    with caplog.at_level(logging.WARNING, logger="poselive.predict"):
+        assert main(["predict", str(broken), str(image), "--boxes", str(boxes), "--out", str(out),
+                     "--model", str(random_weights), "--device", "cpu"]) == 0
+    assert "broken.jpg" in caplog.text
+    results = json.loads(out.read_text())
+    assert [r["bbox"] for r in results] == [pytest.approx(box, abs=0.01), [0, 0, 50, 80]]
+    assert all(len(r["keypoints"]) == 51 and "image_id" not in r for r in results)
+
+
+def test_coco_boxes_file_gives_image_ids(fashion_photo, random_weights, tmp_path):
+    image, gt, box = fashion_photo
+    coco = {"images": [{"id": 4242, "file_name": image.name}],
+            "annotations": [{"id": 1, "image_id": 4242, "bbox": box, "keypoints": gt.ravel().tolist()}]}
+    boxes = tmp_path / "gt.json"
+    boxes.write_text(json.dumps(coco))
+    out = tmp_path / "results.json"
+    assert main(["predict", str(image), "--boxes", str(boxes), "--out", str(out),
+                 "--model", str(random_weights), "--device", "cpu"]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["image_id"] == 4242
+
+
+def test_nothing_readable_is_an_error(random_weights, tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "r.json"),
+                 "--model", str(random_weights), "--device", "cpu"]) == 2
+    assert "none of the 1 images could be read" in capsys.readouterr().err
+
+
+def test_face_predict_says_clearly_when_there_is_no_face_estimator(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "poselive.face_estimator", None)  # as in a version without faces
+    assert main(["predict", "x.jpg", "--task", "face", "--out", str(tmp_path / "r.json")]) == 2
+    assert "face prediction is not available yet" in capsys.readouterr().err
+
+
+def test_face_predict_writes_68_landmarks_per_given_box(shared_data, tmp_path):
+    pytest.importorskip("poselive.face_estimator", reason="no face estimator in this version")
+    photo = next(iter(sorted((shared_data / "face" / "300w" / "afw").glob("*.jpg"))), None)
+    if photo is None:
+        pytest.skip(f"300-W AFW faces not found under {shared_data}/face")
+    torch.manual_seed(0)
+    weights = tmp_path / "face.pt"
+    save_checkpoint(weights, StackedHourglass(config_by_name("face-lite")))  # untrained: plumbing only
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({photo.name: [[20, 30, 80, 80]]}))
+    out = tmp_path / "faces.json"
+    assert main(["predict", str(photo), "--task", "face", "--boxes", str(boxes), "--out", str(out),
+                 "--model", str(weights), "--device", "cpu"]) == 0
+    (face,) = json.loads(out.read_text())
+    assert len(face["landmarks"]) == 68 * 3 and face["file_name"] == photo.name
