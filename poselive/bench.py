@@ -233,17 +233,94 @@ def decode_table(repeats: int, blur_sigma: float) -> str:
 # ----------------------------------------------------------------------- sections added by other modules
 # The whole-pipeline and MediaPipe comparisons are written by the modules that own those stages. Each is a
 # function of the parsed arguments that returns its table(s) as text; bench_command prints what they return.
+def time_pipeline(source: str, max_frames: int = 100, device: str = "auto") -> dict:
+    """Run the real pipeline (body-lite + body-det, `device`) over up to `max_frames` frames of a source and
+    collect per-stage ms, end-to-end ms per frame (pipeline + overlay) and capture-to-overlay latency."""
+    from poselive.app import build_pipeline, render_live, stream
+    pipe = build_pipeline("body", device)
+    stages: dict[str, list[float]] = {}
+    total, latency, people = [], [], []
+    for i, live in enumerate(stream(source, pipe, max_frames=max_frames)):
+        t0 = time.perf_counter()
+        render_live(live)
+        done = time.monotonic()
+        if i < 3:  # warm-up: first ONNX runs and the first detection
+            continue
+        for k, v in live.result.times.ms.items():
+            stages.setdefault(k, []).append(v)
+        total.append(sum(live.result.times.ms.values()))
+        latency.append((done - live.result.frame.capture_time) * 1000.0)
+        people.append(len(live.result.people))
+    return {"stages": stages, "total": total, "latency": latency, "people": people,
+            "backend": pipe.estimator.keypoints.backend.name}
+
+
 def pipeline_section(args) -> str:
-    """Whole pipeline (capture -> render) on args.pipeline, per-stage. Not written yet."""
-    return f"Pipeline on {args.pipeline}: not available yet"
+    tables = []
+    for src in args.pipeline:
+        r = time_pipeline(src, max_frames=args.frames)
+        if not r["total"]:
+            tables.append(f"Pipeline on {src}: fewer than 4 frames")
+            continue
+        rows = []
+        for name, v in r["stages"].items():
+            rows.append([name, *(f"{x:.2f}" for x in np.percentile(v, [50, 90])), f"{len(v)}"])
+        rows.append(["frame (all stages + render)", *(f"{x:.2f}" for x in np.percentile(r["total"], [50, 90])),
+                     f"{len(r['total'])}"])
+        rows.append(["capture -> overlay latency", *(f"{x:.2f}" for x in np.percentile(r["latency"], [50, 90])),
+                     f"{len(r['latency'])}"])
+        tables.append(format_table(["stage", "median ms", "p90 ms", "frames"], rows,
+                                   f"Pipeline on {src} ({r['backend']}; mean {np.mean(r['people']):.1f} people "
+                                   f"per frame; detector every 8 frames, crops from tracks between)"))
+    return "\n\n".join(tables)
+
+
+def single_person_photo() -> Path | None:
+    """A validation photo of one person (fashion_a image 7, never trained on), if the shared data is here."""
+    from poselive.train.coco_data import data_root
+    import json
+    p = data_root() / "body" / "fashion_a" / "person_keypoints.json"
+    if not p.exists():
+        return None
+    images = {im["id"]: im["file_name"] for im in json.loads(p.read_text())["images"]}
+    return p.parent / "images" / images[7]
+
+
+def time_ours_on_photo(photo: Path, repeats: int, device: str = "auto") -> tuple[float, float]:
+    """Our whole pipeline on one photo fed as a video (tracking mode, as MediaPipe's): median, p90 ms."""
+    import cv2
+    from poselive.app import build_pipeline
+    from poselive.records import Frame
+    image = cv2.imread(str(photo))
+    pipe = build_pipeline("body", device)
+    times = []
+    for i in range(repeats + 3):
+        t = time.perf_counter()
+        pipe(Frame(image, i, time.monotonic(), i / 30.0))
+        if i >= 3:
+            times.append(time.perf_counter() - t)
+    return percentiles_ms(times)
 
 
 def mediapipe_section(args) -> str:
-    """MediaPipe BlazePose side by side. Not written yet."""
-    return "MediaPipe comparison: not available yet"
+    """MediaPipe BlazePose Full process() (tracking mode) beside our pipeline, on the same single-person photo."""
+    from poselive.baselines.mediapipe_pose import time_mediapipe
+    photo = single_person_photo()
+    if photo is None:
+        return "MediaPipe comparison: no shared data here (set POSELIVE_DATA)"
+    try:
+        mp = time_mediapipe(photo, repeats=30)
+    except PoseliveError as e:
+        return f"MediaPipe comparison: {e}"
+    ours = time_ours_on_photo(photo, 30)
+    rows = [["MediaPipe BlazePose Full, process() (tracking)", f"{mp['median_ms']:.2f}", f"{mp['p90_ms']:.2f}"],
+            ["poselive body-lite + body-det, whole pipeline (tracking)", f"{ours[0]:.2f}", f"{ours[1]:.2f}"]]
+    note = "" if mp.get("found_fraction", 1) >= 1 else f"; BlazePose found the person in {mp['found_fraction']:.0%}"
+    return format_table(["model", "median ms", "p90 ms"], rows,
+                        f"Single-person frame {photo.name} {tuple(mp['image_wh'])}, 30 runs each; MediaPipe / "
+                        f"poselive = {mp['median_ms'] / ours[0]:.2f}x{note}")
 
 
-# ------------------------------------------------------------------------------------------------ command
 def bench_command(args) -> int:
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)

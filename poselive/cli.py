@@ -69,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="time every stage on every backend available here")
     p.add_argument("--model", default="body-lite", help="model name or weights file")
-    p.add_argument("--pipeline", metavar="SOURCE", help="also time the whole pipeline on this source")
+    p.add_argument("--pipeline", metavar="SOURCE", nargs="+", help="also time the whole pipeline on these sources "
+                   "(videos, folders, images, 'synthetic')")
+    p.add_argument("--frames", type=int, default=100, help="frames per pipeline source")
     p.add_argument("--repeats", type=int, default=50, help="timed runs per measurement")
     p.add_argument("--mediapipe", action="store_true", help="time MediaPipe BlazePose side by side if installed")
     p.set_defaults(target="poselive.bench:bench_command")

@@ -45,6 +45,19 @@ class PersonRecord:
     dataset: str
 
 
+def box_covering_keypoints(box_xywh, kps: np.ndarray) -> tuple[float, float, float, float]:
+    """The annotated box grown to cover its labelled keypoints: a few labels have a box of a few px around a
+    whole person (fashion_a 775, 907, 916, 922; fashion_b 1130), and some joints stick out of their box; a
+    training crop cut from such a box would miss the person."""
+    x, y, w, h = (float(v) for v in box_xywh)
+    pts = kps[kps[:, 2] > 0, :2]
+    if len(pts) == 0:
+        return (x, y, w, h)
+    x0, y0 = min(x, float(pts[:, 0].min())), min(y, float(pts[:, 1].min()))
+    x1, y1 = max(x + w, float(pts[:, 0].max())), max(y + h, float(pts[:, 1].max()))
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
 def read_coco(json_path: str | Path, weight: float = 1.0, min_keypoints: int = 1) -> list[PersonRecord]:
     json_path = Path(json_path)
     d = json.loads(json_path.read_text())
@@ -56,7 +69,7 @@ def read_coco(json_path: str | Path, weight: float = 1.0, min_keypoints: int = 1
         im = images[a["image_id"]]
         kp = np.asarray(a["keypoints"], np.float32).reshape(-1, 3)
         out.append(PersonRecord(str(json_path.parent / "images" / im["file_name"]), a["image_id"],
-                                tuple(float(v) for v in a["bbox"]), kp, weight, json_path.parent.name))
+                                box_covering_keypoints(a["bbox"], kp), kp, weight, json_path.parent.name))
     return out
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from poselive.body_metrics import pck
 from poselive.checkpoint import read_checkpoint, save_checkpoint
 from poselive.codec import HeatmapCodec
 from poselive.nets.configs import NetConfig, config_by_name
@@ -69,15 +70,6 @@ def predict_cache(model: StackedHourglass, cache: CropCache, codec: HeatmapCodec
         for j, m in enumerate(mats):
             out.append(np.c_[apply_matrix(invert_matrix(m), xy[j]), sc[j]])
     return np.stack(out)
-
-
-def pck(pred: np.ndarray, kps: np.ndarray, boxes: np.ndarray, alpha: float = 0.2) -> tuple[float, np.ndarray]:
-    """PCK@alpha of the box's longer side over labelled joints: (overall, per joint)."""
-    lab = kps[:, :, 2] > 0
-    thr = alpha * boxes[:, 2:4].max(1)
-    ok = (np.linalg.norm(pred[:, :, :2] - kps[:, :, :2], axis=2) <= thr[:, None]) & lab
-    per_joint = ok.sum(0) / np.maximum(lab.sum(0), 1)
-    return float(ok.sum() / max(lab.sum(), 1)), per_joint
 
 
 class KeypointTask:
