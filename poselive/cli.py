@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--device", default="auto", help="auto, cuda or cpu")
+    p.add_argument("--ship", action="store_true", help="instead of training, copy the run's best weights into "
+                   "models/ (float16 .pt + .onnx) and its training state into models/checkpoints/")
     p.set_defaults(target="poselive.train.run:train_command")
 
     p = sub.add_parser("eval", help="score a model on COCO keypoint json + images, or on .pts face folders")

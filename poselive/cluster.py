@@ -59,6 +59,10 @@ def start_ray(address: str = "local", num_cpus: int | None = None) -> bool:
     runtime_env = {"env_vars": {k: os.environ[k] for k in WORKER_ENV if k in os.environ}}
     try:
         if address == "local":
+            # Ray starts workers at niceness +15 so that its own daemons stay responsive; here the workers
+            # are the whole job, and on a machine shared with other work that priority starves them (10x
+            # slower than a local run next to a training job, measured here).
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=num_cpus or len(os.sched_getaffinity(0)), include_dashboard=False,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES, logging_level=logging.WARNING,
                      runtime_env=runtime_env)
@@ -121,7 +125,7 @@ class TrackWorker:
             row = process_video(path, self.pipeline, Path(out_dir), write_video, overlay, progress)
         except Exception as e:  # process_video has removed its temporary files; the other videos go on
             row = VideoSummary(path.name, "failed", message=str(e) if isinstance(e, PoseliveError)
-                               else f"{type(e).__name__}: {e}")
+                               else _first_line(e))
         self.counter.add.remote(row.frames - sent[0] if row.frames else 0)
         return row
 
@@ -177,8 +181,8 @@ def run_on_ray(videos: list[Path], out_dir: Path, address: str = "local", device
         device, per_worker = _worker_resources(ray, device)
         free = ray.available_resources().get("GPU" if "num_gpus" in per_worker else "CPU", 0)
         n_workers = max(1, min(workers or int(free), len(todo)))
-        times = _run(ray, videos, todo, rows, out_dir, device, per_worker, n_workers, write_video,
-                     show_progress, exit_worker_after)
+        times = _run(ray, todo, rows, out_dir, device, per_worker, n_workers, write_video, show_progress,
+                     exit_worker_after)
     finally:
         if started:
             ray.shutdown()
@@ -195,11 +199,11 @@ def _worker_resources(ray, device: str) -> tuple[str, dict]:
     return device, {"num_cpus": 1}
 
 
-def _run(ray, videos, todo, rows, out_dir, device, per_worker, n_workers, write_video, show_progress,
-         exit_worker_after) -> tuple[float, float]:
-    """Hand videos to free workers until none is left; fills rows. Returns (workers_ready_s,
-    overhead_s_per_video)."""
-    from ray.exceptions import RayActorError
+def _run(ray, todo: deque[Path], rows: dict[Path, VideoSummary], out_dir: Path, device: str, per_worker: dict,
+         n_workers: int, write_video: bool, show_progress: bool, exit_worker_after) -> tuple[float, float]:
+    """Hand the videos in `todo` to free workers until none is left, filling `rows`. Returns
+    (workers_ready_s, overhead_s_per_video)."""
+    from ray.exceptions import RayActorError, RayTaskError
     from tqdm import tqdm
 
     counter = ray.remote(num_cpus=0)(FrameCounter).remote()
@@ -235,6 +239,8 @@ def _run(ray, videos, todo, rows, out_dir, device, per_worker, n_workers, write_
                                            "no output was written, run again to redo it")
                     _discard_unfinished(v, out_dir)
                     worker = worker_cls.remote(device, counter) if todo else None
+                except RayTaskError as e:  # track() itself failed (it catches what process_video raises)
+                    rows[v] = VideoSummary(v.name, "failed", message=_first_line(e.cause or e))
                 bar.update(1)
                 if worker is not None and todo:
                     hand_out(worker)
@@ -255,12 +261,15 @@ def _check_ready(ray, pool) -> None:
     try:
         results = ray.get([w.ready.remote() for w in pool])
     except RayActorError as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise PoseliveError(f"a Ray worker could not start ({first}); is poselive installed on every node?"
-                            ) from None
+        raise PoseliveError(f"a Ray worker could not start ({_first_line(e)}); is poselive installed on "
+                            "every node?") from None
     errors = {err for err, _ in results if err}
     if errors:
         raise PoseliveError(f"Ray workers cannot load the model: {sorted(errors)[0]}")
+
+
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: " + (str(e).strip().splitlines() or [""])[0][:200]
 
 
 def _discard_unfinished(video: Path, out_dir: Path) -> None:
@@ -282,44 +291,51 @@ def bench_cluster(source: str | os.PathLike | None = None, clips: int = 6, frame
     slows every row; the rows run one after another, so compare them, not the absolute numbers."""
     import tempfile
 
-    from poselive.batch import track_videos
+    from poselive.batch import summary_table, track_videos
     from poselive.bench import format_table
 
     ray = import_ray()
     with tempfile.TemporaryDirectory(prefix="poselive-bench-cluster-") as tmp:
-        videos = _cut_clips(Path(source) if source else _default_bench_video(), Path(tmp) / "clips", clips,
-                            frames)
+        source = Path(source) if source else _default_bench_video()
+        videos = _cut_clips(source, Path(tmp) / "clips", clips, frames)
+        fps = _video_fps(source)
         n_frames = clips * frames
         table = []
 
-        def add(name, wall_s, tracked, start_s=0.0, ready_s=0.0, overhead_s=0.0, n_workers=1):
-            rate = len(tracked) / wall_s * 3600
-            table.append([name, n_workers, f"{wall_s:.1f}", f"{start_s:.1f}", f"{ready_s:.1f}",
-                          f"{overhead_s * 1000:.0f}", f"{n_frames / wall_s:.2f}", f"{rate:.0f}",
-                          f"{rate / n_workers:.0f}"])
+        def add(name, wall_s, tracked, ready_s=0.0, overhead_s=0.0, n_workers=1):
+            if any(r.status != "done" for r in tracked):
+                raise PoseliveError(f"bench clips were not all tracked ({name}):\n{summary_table(tracked)}")
+            steady = len(videos) / (wall_s - ready_s) * 3600
+            table.append([name, n_workers, round(wall_s, 1), round(ready_s, 1), round(overhead_s * 1000),
+                          round(n_frames / wall_s, 2), round(len(videos) / wall_s * 3600),
+                          round(steady / n_workers)])
 
         t0 = time.perf_counter()
         tracked = track_videos(videos, Path(tmp) / "local", device, show_progress=False)
         add("local (track_videos)", time.perf_counter() - t0, tracked)
 
         t0 = time.perf_counter()
-        start_ray("local", num_cpus=workers)
+        started = start_ray("local", num_cpus=workers)
         ray_start_s = time.perf_counter() - t0
         try:
             for n in sorted({1, workers}):
                 t0 = time.perf_counter()
                 rows, times = run_on_ray(videos, Path(tmp) / f"ray{n}", "local", device, workers=n,
                                          show_progress=False)
-                add(f"ray, {n} worker{'s' * (n > 1)}", time.perf_counter() - t0, rows, ray_start_s,
-                    times.workers_ready_s, times.overhead_s_per_video, n)
+                add(f"ray, {n} worker{'s' * (n > 1)}", time.perf_counter() - t0, rows, times.workers_ready_s,
+                    times.overhead_s_per_video, n)
         finally:
-            ray.shutdown()
+            if started:
+                ray.shutdown()
     load = os.getloadavg()[0]
-    note = (f"{clips} clips x {frames} frames, device {device}, {len(os.sched_getaffinity(0))} cores, load "
-            f"average {load:.1f} at the end (other processes, e.g. training, share the cores). wall: whole "
-            "call; ray start is paid once per run and not included in wall; ready: worker start + model load.")
-    return format_table(["run", "workers", "wall s", "ray start s", "ready s", "ms/video added", "frames/s",
-                         "videos/h", "videos/h/worker"], table, "batch tracking: local vs Ray") + "\n" + note
+    note = (f"{clips} clips x {frames} frames of {frames / fps:.1f} s, device {device}, "
+            f"{len(os.sched_getaffinity(0))} cores, load average {load:.1f} at the end: other processes (e.g. "
+            f"training) share the cores and slow every row. Starting Ray took {ray_start_s:.1f} s, once per run, "
+            "not in any row. wall: the whole track call; ready: starting the workers and loading the model in "
+            "each; ms/video added: Ray's round trip per video beyond the worker's own time; videos/h/worker: "
+            "per worker once started, which is what a long batch sees.")
+    return format_table(["run", "workers", "wall s", "ready s", "ms/video added", "frames/s", "videos/h",
+                         "videos/h/worker"], table, "Batch tracking: local vs Ray") + "\n" + note
 
 
 def _default_bench_video() -> Path:
@@ -330,12 +346,22 @@ def _default_bench_video() -> Path:
     return path
 
 
+def _video_fps(path: Path) -> float:
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    return fps if fps and fps > 0 else 25.0
+
+
 def _cut_clips(source: Path, folder: Path, clips: int, frames: int) -> list[Path]:
     """`clips` MP4s of `frames` consecutive frames each, taken one after another from `source`."""
     import cv2
+    if clips < 1 or frames < 1:
+        raise PoseliveError(f"cannot cut {clips} clips of {frames} frames; ask for at least one of each")
     folder.mkdir(parents=True, exist_ok=True)
+    fps = _video_fps(source)
     cap = cv2.VideoCapture(str(source))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     out = []
     try:
         for c in range(clips):

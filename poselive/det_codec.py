@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from poselive.boxes import nms
 from poselive.codec import find_peaks, heatmap_to_input, input_to_heatmap
 
 
@@ -65,29 +66,3 @@ class CentreCodec:
             boxes = np.c_[c[:, 0] - bw / 2, c[:, 1] - bh / 2, bw, bh, sc].astype(np.float32)
             result.append(nms(boxes, nms_iou))
         return result
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes a (M, 4+) and b (N, 4+), xywh."""
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return inter / np.maximum(union, 1e-9)
-
-
-def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy NMS on (M, 5) xywh+score, highest score first."""
-    if len(boxes) == 0:
-        return boxes
-    boxes = boxes[np.argsort(-boxes[:, 4])]
-    keep = []
-    alive = np.ones(len(boxes), bool)
-    ious = box_iou(boxes, boxes)
-    for i in range(len(boxes)):
-        if alive[i]:
-            keep.append(i)
-            alive &= ious[i] <= iou
-    return boxes[keep]

@@ -175,13 +175,3 @@ def detect_faces_dlib(image_bgr: np.ndarray, upsample: int = 0, calibration: Det
     boxes = [calibration.apply((r.left(), r.top(), r.width(), r.height())) for r in rects]
     return sorted(boxes, key=lambda b: -b[2])
 
-
-def box_iou(a, b) -> float:
-    """Intersection over union of two (x, y, w, h) boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return float(inter / union) if union > 0 else 0.0

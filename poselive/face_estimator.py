@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from poselive.det_codec import box_iou
+from poselive.boxes import box_iou
 from poselive.estimator import KeypointModel, check_image
 from poselive.face_detect import FaceDetectorUnavailable, detect_faces_haar, face_box_from_body, face_box_from_landmarks
 from poselive.filters import PoseSmoother, SmootherConfig

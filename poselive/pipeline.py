@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from poselive.det_codec import box_iou
+from poselive.boxes import box_iou, nms
 from poselive.estimator import CropHeatmaps, PoseEstimator, check_image, person_score
 from poselive.codec import image_to_heatmap_matrix
 from poselive.filters import PoseSmoother, SmootherConfig
@@ -151,14 +151,6 @@ def _drop_duplicates(people: list[Person], keep: list[int], iou: float) -> tuple
     """Two crops can converge on one body (a track and a detection): keep the better-scored one."""
     if len(people) < 2:
         return people, keep
-    order = np.argsort([-p.score for p in people])
-    boxes = np.array([people[i].bbox for i in order])
-    ious = box_iou(boxes, boxes)
-    alive = np.ones(len(order), bool)
-    chosen = []
-    for a in range(len(order)):
-        if alive[a]:
-            chosen.append(order[a])
-            alive &= ious[a] <= iou
-    chosen.sort()
+    rows = np.array([[*p.bbox, p.score, i] for i, p in enumerate(people)])
+    chosen = sorted(int(i) for i in nms(rows, iou)[:, 5])
     return [people[i] for i in chosen], [keep[i] for i in chosen]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from poselive.boxes import box_iou
 from poselive.records import Face, Person
 from poselive.schemas import COCO17, KeypointSchema
 
@@ -95,18 +96,6 @@ class _Track:
 
 def box_center(box_xywh: np.ndarray) -> np.ndarray:
     return np.array([box_xywh[0] + 0.5 * box_xywh[2], box_xywh[1] + 0.5 * box_xywh[3]])
-
-
-def box_iou(a_xywh: np.ndarray, b_xywh: np.ndarray) -> np.ndarray:
-    """IoU of every box in a (N, 4) with every box in b (M, 4), xywh image px -> (N, M)."""
-    a, b = np.asarray(a_xywh, np.float64).reshape(-1, 4), np.asarray(b_xywh, np.float64).reshape(-1, 4)
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 def keypoint_similarity(a_kpts: np.ndarray, b_kpts: np.ndarray, a_area: np.ndarray, b_area: np.ndarray,

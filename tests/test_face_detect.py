@@ -6,9 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from poselive.face_detect import (FACE_BOX_SCALE, FaceDetectorUnavailable, box_iou, detect_faces_dlib,
+from poselive.boxes import box_iou as _box_iou
+from poselive.face_detect import (FACE_BOX_SCALE, FaceDetectorUnavailable, detect_faces_dlib,
                                   detect_faces_haar, face_box_from_body, face_box_from_landmarks)
 from poselive.train.face_data import coco_head_points, face_records, split_of_face
+
+
+def box_iou(a, b) -> float:
+    return float(_box_iou([a], [b])[0, 0])
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ from poselive.errors import WeightsError  # noqa: E402
 from poselive.gui.view import qimage_to_bgr  # noqa: E402
 from poselive.gui.window import (BETA_RANGE, MIN_CUTOFF_RANGE, MainWindow, apply_theme,  # noqa: E402
                                  slider_to_value, value_to_slider)
+from poselive.gui.worker import wait_for_background  # noqa: E402
+from poselive.sources import LiveCaptureSource, RetryPolicy, SyntheticSource  # noqa: E402
 from poselive.weights import resolve_weights  # noqa: E402
 
 CLOSE_WITHIN_S = 2.5
@@ -63,7 +65,9 @@ def make_window(qtbot, qapp, tmp_path):
         window.show()
         qtbot.waitExposed(window)
         return window
-    return make
+    yield make
+    # A model load the test closed on keeps running on a daemon thread; let it end inside the test run.
+    wait_for_background(120.0)
 
 
 def close_in_time(window: MainWindow) -> None:
@@ -202,10 +206,62 @@ def test_a_source_that_cannot_open_is_a_message_and_closing_while_models_load_is
 def test_recording_without_a_source_says_so(make_window, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("POSELIVE_MODELS", str(tmp_path / "no-models-here"))
     window = make_window()
+    qtbot.waitUntil(lambda: "cannot load the body model" in window.notice.text(), timeout=60_000)
     window.record_button.setChecked(True)
     qtbot.waitUntil(lambda: not window.record_button.isChecked(), timeout=10_000)
     assert "open a source first" in window.notice.text()
     assert window.take_screenshot() is None
+    close_in_time(window)
+
+
+class UnpluggedCamera:
+    """A capture that delivers `frames` real-looking frames and then fails, like a camera pulled out."""
+
+    def __init__(self, frames: int, opened: bool = True):
+        self.left, self.opened = frames, opened
+        self.image = SyntheticSource(frames=1).render(0)
+
+    def isOpened(self):
+        return self.opened
+
+    def read(self):
+        if not self.opened or self.left <= 0:
+            return False, None
+        self.left -= 1
+        time.sleep(0.03)
+        return True, self.image.copy()
+
+    def release(self):
+        self.opened = False
+
+
+def unplugged_camera(retry: RetryPolicy):
+    def factory(spec: str) -> LiveCaptureSource:
+        opens = iter([UnpluggedCamera(frames=10)])
+        return LiveCaptureSource(f"camera {spec}", lambda: next(opens, UnpluggedCamera(0, opened=False)),
+                                 f"cannot open camera {spec}", retry)
+    return factory
+
+
+def test_a_lost_camera_shows_the_retry_status_and_closing_while_retrying_is_prompt(
+        make_window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSELIVE_MODELS", str(tmp_path / "no-models-here"))
+    window = make_window(source_factory=unplugged_camera(RetryPolicy(first_delay_s=2.0, max_delay_s=2.0)))
+    window.open_source("9")
+    qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=30_000)
+    qtbot.waitUntil(lambda: window.source_label.text() == "camera 9 lost, retrying in 2 s", timeout=30_000)
+    assert window.video.image is not None  # the last picture stays while the camera is away
+    close_in_time(window)  # the 2 s back-off wait is cut short
+
+
+def test_a_camera_that_never_comes_back_is_a_message(make_window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSELIVE_MODELS", str(tmp_path / "no-models-here"))
+    window = make_window(source_factory=unplugged_camera(RetryPolicy(first_delay_s=0.05, max_delay_s=0.1,
+                                                                     max_attempts=2)))
+    window.open_source("9")
+    qtbot.waitUntil(lambda: "did not come back" in window.source_label.text(), timeout=30_000)
+    assert "camera 9 was lost" in window.notice.text()
+    assert window.video.image is None and not window.stop_button.isEnabled()
     close_in_time(window)
 
 

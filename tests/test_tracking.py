@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from poselive.records import Person
-from poselive.tracking import Tracker, TrackerConfig, box_iou, keypoint_similarity
+from poselive.boxes import box_iou
+from poselive.tracking import Tracker, TrackerConfig, keypoint_similarity
 from poselive.schemas import COCO17
 
 # A standing COCO-17 pose, x and y relative to the body height, centred on the pelvis; the subject faces the

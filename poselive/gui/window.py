@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import math
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QG
 from poselive.errors import PoseliveError
 from poselive.filters import SmootherConfig
 from poselive.gui.view import ElidedLabel, VideoView
-from poselive.gui.worker import GuiFrame, LiveWorker
+from poselive.gui.worker import GuiFrame, LiveWorker, run_in_background, wait_for_background
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +79,7 @@ def _ms(value: float) -> str:
 class MainWindow(QMainWindow):
     """The live window. device: as for build_pipeline; body, face, heatmaps, smoothing: initial settings;
     output_dir: where recordings and screenshots go (default default_output_dir()); probe: look for cameras
-    at start (in the background)."""
+    at start (in the background); source_factory: passed to LiveWorker (how a spec becomes a source)."""
 
     # To the worker (queued: it lives on its own thread).
     open_requested = pyqtSignal(str)
@@ -96,7 +95,8 @@ class MainWindow(QMainWindow):
     _cameras_found = pyqtSignal(object)
 
     def __init__(self, device: str = "auto", *, body: bool = True, face: bool = False, heatmaps: bool = False,
-                 smoothing: bool = True, output_dir: str | Path | None = None, probe: bool = True):
+                 smoothing: bool = True, output_dir: str | Path | None = None, probe: bool = True,
+                 source_factory=None):
         super().__init__()
         self.setWindowTitle("poselive")
         self.resize(1280, 780)
@@ -105,7 +105,11 @@ class MainWindow(QMainWindow):
         self.frames_shown = 0
         self._last_dir = str(Path.cwd())
         self._closed = False
-        self._notice_timer = QTimer(self, singleShot=True, timeout=lambda: self._notice(""))
+        # Bound methods only, never lambdas, as slots: PyQt disconnects a bound method when its object is
+        # deleted, while a lambda can still fire into a half-destroyed window.
+        self._notice_timer = QTimer(self)
+        self._notice_timer.setSingleShot(True)
+        self._notice_timer.timeout.connect(self._clear_notice)
 
         defaults = SmootherConfig()
         self._build_ui(body, face, heatmaps, smoothing, defaults)
@@ -115,7 +119,7 @@ class MainWindow(QMainWindow):
         self._thread = QThread()
         self._thread.setObjectName("poselive live worker")
         self._worker = LiveWorker(device, body=body, face=face, heatmaps=heatmaps, smoothing=smoothing,
-                                  smoother=defaults)
+                                  smoother=defaults, source_factory=source_factory)
         self._worker.moveToThread(self._thread)
         self._connect_worker()
         self._thread.start()
@@ -161,9 +165,13 @@ class MainWindow(QMainWindow):
         self.hud_check.setChecked(True)
         self.body_check.toggled.connect(self._on_tasks_toggled)
         self.face_check.toggled.connect(self._on_tasks_toggled)
+        self.face_note = ElidedLabel()
+        self.face_note.set_colour(_WARNING)
+        self.face_note.setContentsMargins(22, 0, 0, 0)
+        self.face_note.hide()
         show_box = QGroupBox("Show")
         col = QVBoxLayout(show_box)
-        for w in (self.body_check, self.face_check, self.heatmap_check, self.hud_check):
+        for w in (self.body_check, self.face_check, self.face_note, self.heatmap_check, self.hud_check):
             col.addWidget(w)
 
         # Smoothing
@@ -197,7 +205,7 @@ class MainWindow(QMainWindow):
         self.record_button.setStyleSheet("QPushButton:checked { background: #a02828; color: white; }")
         self.record_button.toggled.connect(self._on_record_toggled)
         self.screenshot_button = QPushButton("Screenshot")
-        self.screenshot_button.clicked.connect(lambda: self.take_screenshot())
+        self.screenshot_button.clicked.connect(self._on_screenshot_clicked)
         self.folder_button = QPushButton("Folder…")
         self.folder_button.clicked.connect(self.choose_output_dir)
         self.folder_label = ElidedLabel()
@@ -229,8 +237,8 @@ class MainWindow(QMainWindow):
         row.addWidget(panel)
         self.setCentralWidget(central)
 
-        self.heatmap_check.toggled.connect(lambda on: self.heatmaps_requested.emit(on))
-        self.hud_check.toggled.connect(lambda on: self.hud_requested.emit(on))
+        self.heatmap_check.toggled.connect(self.heatmaps_requested)
+        self.hud_check.toggled.connect(self.hud_requested)
         self.smooth_check.toggled.connect(self._on_smoothing_changed)
         self.cutoff_slider.valueChanged.connect(self._on_smoothing_changed)
         self.beta_slider.valueChanged.connect(self._on_smoothing_changed)
@@ -247,6 +255,12 @@ class MainWindow(QMainWindow):
         self.dropped_label = QLabel("dropped –")
         self.rec_label = QLabel("")
         self.rec_label.setStyleSheet("color: #ff5050; font-weight: bold;")
+        metrics = self.fontMetrics()
+        # Fixed room for numbers that change every frame, so the status bar does not jitter.
+        for label, widest in ((self.fps_label, "00.0 FPS"), (self.latency_label, "latency 0000 ms"),
+                              (self.stages_label, "det 000 · net 000 · dec 0.0 · draw 00 · total 000 ms"),
+                              (self.dropped_label, "dropped 00000")):
+            label.setMinimumWidth(metrics.horizontalAdvance(widest) + 8)
         bar.addWidget(self.notice, 3)
         bar.addPermanentWidget(self.source_label, 2)
         for w in (self.fps_label, self.latency_label, self.stages_label, self.dropped_label, self.rec_label):
@@ -255,7 +269,7 @@ class MainWindow(QMainWindow):
     def _build_shortcuts(self) -> None:
         for keys, slot in ((QKeySequence.Open, self.open_file_dialog),
                            ("Ctrl+R", self.record_button.toggle),
-                           ("Ctrl+S", lambda: self.take_screenshot()),
+                           ("Ctrl+S", self._on_screenshot_clicked),
                            ("H", self.heatmap_check.toggle),
                            (QKeySequence.Quit, self.close)):
             QShortcut(QKeySequence(keys), self, activated=slot)
@@ -276,6 +290,7 @@ class MainWindow(QMainWindow):
         w.source_opened.connect(self._on_source_opened)
         w.source_status.connect(self._on_source_status)
         w.tasks_changed.connect(self._on_tasks_changed)
+        w.face_unavailable.connect(self._on_face_unavailable)
         w.recording_changed.connect(self._on_recording_changed)
         w.message.connect(self._on_message)
 
@@ -313,19 +328,19 @@ class MainWindow(QMainWindow):
         self.cameras_button.setEnabled(False)
         self.cameras_button.setText("Looking…")
 
-        def probe() -> None:
-            from poselive.sources import probe_cameras
+        def found(future) -> None:  # on the probe's thread: the signal queues it to the UI thread
             try:
-                found = probe_cameras()
+                cameras = future.result()
             except Exception as e:  # noqa: BLE001 (a camera driver failing must not take the window down)
                 log.warning("looking for cameras failed: %s", e)
-                found = []
+                cameras = []
             try:
-                self._cameras_found.emit(found)
-            except RuntimeError:  # the window was closed meanwhile
+                self._cameras_found.emit(cameras)
+            except RuntimeError:  # the window was deleted meanwhile
                 pass
 
-        threading.Thread(target=probe, name="poselive camera probe", daemon=True).start()
+        from poselive.sources import probe_cameras
+        run_in_background(probe_cameras, name="poselive camera probe").add_done_callback(found)
 
     def take_screenshot(self, path: str | Path | None = None) -> Path | None:
         """Save the overlay now shown, at the source's resolution, as PNG; returns the file (None if there was
@@ -412,6 +427,12 @@ class MainWindow(QMainWindow):
     def _show_output_dir(self) -> None:
         self.folder_label.setText(f"Saving to {self.output_dir}")
 
+    def _on_screenshot_clicked(self) -> None:
+        self.take_screenshot()
+
+    def _clear_notice(self) -> None:
+        self._notice("")
+
     def _notice(self, text: str, colour: QColor | None = None) -> None:
         self.notice.setText(text)
         self.notice.set_colour(colour)
@@ -460,11 +481,19 @@ class MainWindow(QMainWindow):
             self.setWindowTitle("poselive")
 
     def _on_tasks_changed(self, body: bool, face: bool) -> None:
+        if face:
+            self.face_note.hide()
+            self.face_check.setToolTip("")
         for check, on in ((self.body_check, body), (self.face_check, face)):
             if check.isChecked() != on:
                 check.blockSignals(True)
                 check.setChecked(on)
                 check.blockSignals(False)
+
+    def _on_face_unavailable(self, reason: str) -> None:
+        self.face_note.setText(f"unavailable: {reason}")
+        self.face_note.show()
+        self.face_check.setToolTip(f"Face landmarks are unavailable: {reason}")
 
     def _on_recording_changed(self, on: bool, path: str) -> None:
         if self.record_button.isChecked() != on:
@@ -476,8 +505,6 @@ class MainWindow(QMainWindow):
 
     def _on_message(self, level: str, text: str) -> None:
         getattr(log, {"error": "error", "warning": "warning"}.get(level, "info"))("%s", text)
-        if level == "warning" and "face" in text:
-            self.face_check.setToolTip(text)
         self._notice(text, {"error": _ERROR, "warning": _WARNING}.get(level, _OK if "ready" in text else None))
         self._notice_timer.start(8000 if level == "info" else 30000)
 
@@ -536,4 +563,7 @@ def gui_command(args) -> int:
     window.shutdown()
     for thread, _ in _lingering:
         thread.wait()  # a frame in progress; destroying a running QThread would abort
+    if not wait_for_background(0.2):
+        log.info("finishing a model load or source open before exiting…")
+        wait_for_background(120.0)
     return int(code)

@@ -29,7 +29,7 @@ from poselive.filters import PoseSmoother, SmootherConfig
 from poselive.gui.view import bgr_to_qimage
 from poselive.pipeline import FrameResult, Pipeline
 from poselive.records import Frame, StageTimes
-from poselive.sources import LatestFrameGrabber, SourceStatus, open_source
+from poselive.sources import FrameSource, LatestFrameGrabber, SourceStatus, open_source
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +56,51 @@ class GuiFrame:
     loading: bool = False
 
 
+_background: set[threading.Thread] = set()
+_background_lock = threading.Lock()
+
+
 def run_in_background(fn: Callable, *args, name: str) -> Future:
     """Call fn(*args) on a daemon thread; its result or exception lands in the returned Future. Daemon, so a
-    model load or a camera open that takes long never keeps the app from exiting."""
+    model load or a camera open that takes long never keeps the window from closing (see wait_for_background
+    for the exit of the process)."""
     future: Future = Future()
 
     def run() -> None:
-        if not future.set_running_or_notify_cancel():
-            return
         try:
-            future.set_result(fn(*args))
-        except BaseException as e:  # noqa: BLE001 (handed to the worker, which reports it)
-            future.set_exception(e)
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as e:  # noqa: BLE001 (handed to the worker, which reports it)
+                    future.set_exception(e)
+        finally:
+            with _background_lock:
+                _background.discard(thread)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    with _background_lock:
+        _background.add(thread)
+    thread.start()
     return future
+
+
+def wait_for_background(timeout_s: float) -> bool:
+    """Wait up to timeout_s for the threads of run_in_background still running (e.g. a model load whose
+    window has closed); True when none is left. The process should not exit while one is inside native code
+    (ONNX Runtime, torch), which can abort it."""
+    deadline = time.monotonic() + timeout_s
+    with _background_lock:
+        threads = list(_background)
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
+
+
+def open_live(spec: str) -> FrameSource:
+    """The window's way to open a source: as open_source, but files, folders and the synthetic scene play in
+    real time (dropping what the pipeline cannot keep up with, as a camera would), and the synthetic scene
+    runs for half an hour."""
+    return open_source(spec, realtime=True, frames=SYNTHETIC_FRAMES)
 
 
 def _close_when_done(future: Future) -> None:
@@ -91,23 +121,29 @@ class _Pending:
 class LiveWorker(QObject):
     """Source -> grabber -> pipeline -> overlay, on the thread this object is moved to.
 
-    Slots (call them through queued signals from the UI thread): open_source, close_source, set_tasks,
+    Signals: frame_ready, source_opened, source_status, tasks_changed, face_unavailable, recording_changed,
+    message (see their comments). Slots (call them through queued signals from the UI thread): open_source, close_source, set_tasks,
     set_heatmaps, set_hud, set_smoothing, start_recording, stop_recording, start (begin loading the models;
     connect QThread.started to it) and shutdown. Thread-safe plain methods: request_stop, take_frame.
 
-    device: as for build_pipeline; body, face, heatmaps, smoothing, smoother, hud: the initial settings."""
+    device: as for build_pipeline; body, face, heatmaps, smoothing, smoother, hud: the initial settings;
+    source_factory: how a spec becomes a FrameSource (default: open_source, with files and the synthetic scene
+    paced in real time); called on a background thread."""
 
     frame_ready = pyqtSignal()               # a GuiFrame waits in take_frame()
     source_opened = pyqtSignal(str)          # the source's name
     source_status = pyqtSignal(str, str)     # state ("opening", "ok", "lost", "ended", "failed", "closed"), message
     tasks_changed = pyqtSignal(bool, bool)   # body, face: what the pipeline runs now (face may have failed)
+    face_unavailable = pyqtSignal(str)       # why faces were asked for but cannot run
     recording_changed = pyqtSignal(bool, str)  # recording now?, the file
     message = pyqtSignal(str, str)           # level ("info", "warning", "error"), one sentence for people
 
     def __init__(self, device: str = "auto", *, body: bool = True, face: bool = False, heatmaps: bool = False,
-                 smoothing: bool = True, smoother: SmootherConfig = SmootherConfig(), hud: bool = True):
+                 smoothing: bool = True, smoother: SmootherConfig = SmootherConfig(), hud: bool = True,
+                 source_factory: Callable[[str], FrameSource] | None = None):
         super().__init__()
         self._device = device
+        self._source_factory = source_factory or open_live
         self._want_body = body
         self._want_face = face
         self._heatmaps = heatmaps
@@ -164,7 +200,7 @@ class LiveWorker(QObject):
         self._close_grabber()
         if self._opening is not None:
             _close_when_done(self._opening.future)
-        self._opening = _Pending(run_in_background(self._open, spec, name=f"poselive open {spec}"), spec)
+        self._opening = _Pending(run_in_background(self._source_factory, spec, name=f"poselive open {spec}"), spec)
         self._emit_status("opening", f"opening {spec}…")
         self._schedule()
 
@@ -304,10 +340,6 @@ class LiveWorker(QObject):
         pipe.estimator.detector  # noqa: B018 (loaded lazily on first access)
         return pipe
 
-    def _open(self, spec: str):
-        """On an opener thread."""
-        return open_source(spec, realtime=True, frames=SYNTHETIC_FRAMES)
-
     def _configure(self, pipe: Pipeline) -> None:
         """Apply the window's settings to a pipeline (between frames, on this thread)."""
         pipe.bodies = self._want_body
@@ -340,6 +372,7 @@ class LiveWorker(QObject):
             if build.face:
                 # Faces are optional: keep (or get) bodies running and say why faces are off.
                 self._want_face = False
+                self.face_unavailable.emit(str(e))
                 self.message.emit("warning", f"face landmarks are unavailable: {e}")
                 if self._pipe is None:
                     self._request_build()

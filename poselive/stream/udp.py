@@ -35,9 +35,7 @@ class UdpPublisher:
         self._queue: deque[Encoded] = deque(maxlen=queue_size)
         self._cond = threading.Condition()
         self._closing = False
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
-        self._sock.setblocking(False)
+        self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._run, name=f"{kind} to {host}:{port}", daemon=True)
 
     @property
@@ -46,6 +44,8 @@ class UdpPublisher:
         return f"{self.kind.lower()}://{host}:{self.port}"
 
     def start(self) -> None:
+        self._sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
         self._thread.start()
 
     def send(self, message: Encoded) -> None:
@@ -62,7 +62,8 @@ class UdpPublisher:
             self._cond.notify()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
 
     def stats(self) -> dict:
         return {"sent": self.sent, "dropped": self.dropped, "failed": self.failed}

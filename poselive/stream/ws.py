@@ -25,6 +25,10 @@ from poselive.stream.messages import Encoded
 
 log = logging.getLogger(__name__)
 
+# The library's own per-connection INFO lines would repeat ours; its warnings and errors still show.
+_library_log = logging.getLogger(__name__ + ".websockets")
+_library_log.setLevel(logging.WARNING)
+
 _LOCAL_ORIGIN = re.compile(r"^https?://(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$", re.IGNORECASE)
 
 
@@ -135,18 +139,19 @@ class WebSocketPublisher:
         self.connections += 1
         log.info("WebSocket client %s connected (%d now)", c.name, len(self.clients))
         writer = asyncio.create_task(self._write(c))
+        reason = "it closed the connection"
         try:
             async for incoming in ws:
                 self.ignored_incoming += 1
                 log.debug("ignoring a %d-byte message from WebSocket client %s (the stream is one-way)",
                           len(incoming), c.name)
         except ConnectionClosed as e:
-            log.info("WebSocket client %s: connection closed (%s)", c.name, e)
+            reason = str(e)  # e.g. "sent 1009 (message too big) ...", "sent 1002 (protocol error) ..."
         finally:
             self.clients.discard(c)
             writer.cancel()
-            log.info("WebSocket client %s gone after %d messages (%d dropped); %d clients now", c.name, c.sent,
-                     c.dropped, len(self.clients))
+            log.info("WebSocket client %s gone after %d messages (%d dropped): %s; %d clients now", c.name,
+                     c.sent, c.dropped, reason, len(self.clients))
 
     def _check_origin(self, connection, request):
         origin = request.headers.get("Origin")
@@ -167,7 +172,7 @@ class WebSocketPublisher:
                                  compression=None, max_queue=4, write_limit=64 * 1024,
                                  ping_interval=self.ping_interval_s, ping_timeout=self.ping_timeout_s,
                                  close_timeout=1.0, open_timeout=5.0, process_request=self._check_origin,
-                                 logger=log)
+                                 logger=_library_log)
         except OSError as e:
             self._error = e
             self._bound.set()

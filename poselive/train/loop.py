@@ -25,7 +25,8 @@ from poselive.nets.configs import NetConfig, config_by_name
 from poselive.nets.hourglass import StackedHourglass, count_params
 from poselive.schemas import schema_by_name
 from poselive.train.augment import AugmentConfig, augment_person
-from poselive.det_codec import CentreCodec, box_iou
+from poselive.boxes import box_iou
+from poselive.det_codec import CentreCodec
 from poselive.train.coco_data import CropCache
 from poselive.train.det_data import DetCache, augment_scene
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import torch
@@ -9,6 +10,7 @@ import torch
 from poselive.errors import PoseliveError
 from poselive.nets.configs import config_by_name
 from poselive.train.loop import DetectionTask, KeypointTask, TrainConfig, train
+from poselive.weights import REPO_MODELS
 
 log = logging.getLogger("poselive.train")
 
@@ -37,10 +39,21 @@ def make_task(config_name: str, data: str | None, cache_dir: Path = Path("cache"
 
 
 def train_command(args) -> int:
+    out = Path(args.out or f"runs/{args.config}")
+    if args.ship:
+        from poselive.weights import models_dir
+        for p in ship(args.config, out, models_dir()):
+            print(f"shipped {p} ({p.stat().st_size / 1e6:.1f} MB)")
+        return 0
+    resume_state = REPO_MODELS / "checkpoints" / f"{args.config}-last.pt"
+    if not args.no_resume and not (out / "last.pt").exists() and resume_state.exists():
+        # A fresh machine: carry on from the training state the last session committed.
+        out.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(resume_state, out / "last.pt")
+        log.info("resuming from the committed training state %s", resume_state)
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    out = Path(args.out or f"runs/{args.config}")
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -52,3 +65,27 @@ def train_command(args) -> int:
     print(f"{args.config}: step {figures['step']}, loss {figures['loss']:.4f}, {task.metric_name} "
           f"{figures['val']:.4f}; checkpoints in {out}")
     return 0
+
+
+def ship(config_name: str, run_dir: Path, models: Path) -> list[Path]:
+    """Copy a run's best weights into models/ as shipped files: `<name>.pt` (float16 weights, no optimizer),
+    `<name>.onnx` beside it (exported from those very weights), and the latest training state as
+    `checkpoints/<name>-last.pt` so a later session on a fresh machine resumes instead of restarting."""
+    from poselive.backends import export_onnx, file_sha256
+    from poselive.checkpoint import load_model, save_checkpoint
+    best, last = run_dir / "best.pt", run_dir / "last.pt"
+    if not best.exists():
+        raise PoseliveError(f"{best} does not exist: nothing validated yet to ship")
+    model = load_model(best)
+    blob_step = torch.load(best, map_location="cpu", weights_only=True).get("step")
+    out = models / f"{config_name}.pt"
+    save_checkpoint(out, model, {"step": blob_step}, half=True)
+    # The ONNX twin is exported from the float16-rounded weights the .pt holds, so both give the same output.
+    onnx = export_onnx(load_model(out), out.with_suffix(".onnx"), source_sha256=file_sha256(out))
+    written = [out, onnx]
+    if last.exists():
+        (models / "checkpoints").mkdir(parents=True, exist_ok=True)
+        state = models / "checkpoints" / f"{config_name}-last.pt"
+        shutil.copyfile(last, state)
+        written.append(state)
+    return written

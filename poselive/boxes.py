@@ -1,0 +1,33 @@
+"""Box arithmetic shared by the detector, tracking, faces and the pipeline. Boxes are (x, y, w, h) in px."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def box_iou(a_xywh, b_xywh) -> np.ndarray:
+    """IoU of every box in a (N, 4+) with every box in b (M, 4+) -> (N, M); extra columns (scores) ignored."""
+    a = np.asarray(a_xywh, np.float64).reshape(len(a_xywh), -1)[:, :4] if len(a_xywh) else np.zeros((0, 4))
+    b = np.asarray(b_xywh, np.float64).reshape(len(b_xywh), -1)[:, :4] if len(b_xywh) else np.zeros((0, 4))
+    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression of (M, 5) x, y, w, h, score rows: best first, dropping any box that
+    overlaps a kept one by more than `iou`."""
+    if len(boxes) == 0:
+        return boxes
+    boxes = boxes[np.argsort(-boxes[:, 4], kind="stable")]
+    alive = np.ones(len(boxes), bool)
+    ious = box_iou(boxes, boxes)
+    keep = []
+    for i in range(len(boxes)):
+        if alive[i]:
+            keep.append(i)
+            alive &= ious[i] <= iou
+    return boxes[keep]
