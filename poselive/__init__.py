@@ -5,7 +5,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["PoseEstimator", "FaceEstimator", "Person", "Face", "Frame", "HeadPose"]
+__all__ = ["PoseEstimator", "FaceEstimator", "stream", "GestureDetector", "Person", "Face", "Frame", "HeadPose"]
 
 
 def __getattr__(name):
@@ -15,6 +15,12 @@ def __getattr__(name):
     if name == "FaceEstimator":
         from poselive.face_estimator import FaceEstimator
         return FaceEstimator
+    if name == "stream":  # for live in poselive.stream(source): ... (the network publisher is poselive.publish)
+        from poselive.app import stream
+        return stream
+    if name == "GestureDetector":
+        from poselive.gestures import GestureDetector
+        return GestureDetector
     if name in ("Person", "Face", "Frame", "HeadPose"):
         from poselive import records
         return getattr(records, name)

@@ -343,5 +343,8 @@ def bench_command(args) -> int:
         sections.append(pipeline_section(args))
     if args.mediapipe:
         sections.append(mediapipe_section(args))
+    if args.stream:
+        from poselive.publish.server import bench_stream, bench_table
+        sections.append(bench_table(bench_stream()))
     print("\n\n".join(sections))
     return 0

@@ -60,12 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="publish a live skeleton stream (UDP / WebSocket / OSC)")
     p.add_argument("--source", default="0")
     p.add_argument("--udp", help="HOST:PORT to send JSON datagrams to")
-    p.add_argument("--ws", help="HOST:PORT to serve WebSocket clients on")
+    p.add_argument("--ws", help="HOST:PORT to serve WebSocket clients on (127.0.0.1:8765 when no output is given)")
     p.add_argument("--osc", help="HOST:PORT to send OSC messages to")
-    p.add_argument("--allow-remote", action="store_true", help="allow binding to a non-loopback address")
+    p.add_argument("--allow-remote", action="store_true", help="allow binding to or sending to a non-loopback "
+                   "address")
     p.add_argument("--task", default="body")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
     _device(p)
-    p.set_defaults(target="poselive.stream.server:serve_command")
+    p.set_defaults(target="poselive.publish.server:serve_command")
 
     p = sub.add_parser("bench", help="time every stage on every backend available here")
     p.add_argument("--model", default="body-lite", help="model name or weights file")
@@ -74,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=100, help="frames per pipeline source")
     p.add_argument("--repeats", type=int, default=50, help="timed runs per measurement")
     p.add_argument("--mediapipe", action="store_true", help="time MediaPipe BlazePose side by side if installed")
+    p.add_argument("--stream", action="store_true", help="time the skeleton stream's cost with 3 WebSocket clients")
     p.set_defaults(target="poselive.bench:bench_command")
 
     p = sub.add_parser("export-onnx", help="export weights to ONNX (dynamic batch, height, width)")

@@ -38,7 +38,8 @@ def body_models(tmp_path, monkeypatch) -> Path:
     try:
         weights = [resolve_weights("body-lite"), resolve_weights("body-det")]
     except WeightsError as e:
-        pytest.skip(f"body weights not available: {e}")
+        pytest.skip(f"body weights not available ({e}); set POSELIVE_MODELS to a folder with body-lite.pt and "
+                    f"body-det.pt")
     folder = tmp_path / "models"
     folder.mkdir()
     for w in weights:

@@ -13,8 +13,8 @@ nx, ny are 0..1 across the image (see messages.py); OSC floats are 32-bit, so ab
 from __future__ import annotations
 
 from poselive.errors import PoseliveError
-from poselive.stream.messages import Encoded
-from poselive.stream.udp import UdpPublisher
+from poselive.publish.messages import Encoded
+from poselive.publish.udp import UdpPublisher
 
 
 def _message(address: str, *args):

@@ -8,7 +8,7 @@
 
 Needs the `stream` extra (websockets, python-osc) only for the outputs that use them.
 """
-from poselive.stream.messages import SCHEMA_VERSION
-from poselive.stream.server import StreamServer
+from poselive.publish.messages import SCHEMA_VERSION
+from poselive.publish.server import StreamServer
 
 __all__ = ["SCHEMA_VERSION", "StreamServer"]

@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from typing import Callable
 
-from poselive.stream.messages import MAX_DATAGRAM_BYTES, Encoded, datagrams
+from poselive.publish.messages import MAX_DATAGRAM_BYTES, Encoded, datagrams
 
 log = logging.getLogger(__name__)
 

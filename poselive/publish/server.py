@@ -26,10 +26,10 @@ import numpy as np
 
 from poselive.errors import PoseliveError
 from poselive.gestures import GestureDetector, GestureEvent
-from poselive.stream.messages import MAX_DATAGRAM_BYTES, Encoded, encode, frame_message
-from poselive.stream.osc import osc_publisher
-from poselive.stream.udp import UdpPublisher, json_datagrams
-from poselive.stream.ws import WebSocketPublisher
+from poselive.publish.messages import MAX_DATAGRAM_BYTES, Encoded, encode, frame_message
+from poselive.publish.osc import osc_publisher
+from poselive.publish.udp import UdpPublisher, json_datagrams
+from poselive.publish.ws import WebSocketPublisher
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from poselive.pipeline import FrameResult
 from poselive.records import Face, Frame, HeadPose, Person, StageTimes
 from poselive.schemas import COCO17
 from poselive.sources import SyntheticSource
-from poselive.stream.messages import (MAX_DATAGRAM_BYTES, SCHEMA_VERSION, check_message, datagrams, encode,
+from poselive.publish.messages import (MAX_DATAGRAM_BYTES, SCHEMA_VERSION, check_message, datagrams, encode,
                                       frame_message)
-from poselive.stream.server import StreamServer, is_loopback, parse_endpoint, run_stream, serve_command
+from poselive.publish.server import StreamServer, is_loopback, parse_endpoint, run_stream, serve_command
 
 websockets = pytest.importorskip("websockets", reason="the stream tests need the 'stream' extra (websockets)")
 from websockets.exceptions import ConnectionClosed  # noqa: E402

@@ -21,7 +21,7 @@ import time
 from collections import deque
 
 from poselive.errors import PoseliveError
-from poselive.stream.messages import Encoded
+from poselive.publish.messages import Encoded
 
 log = logging.getLogger(__name__)
 
