@@ -2,20 +2,24 @@
 """Compiled heatmap decoders: the hot loops behind `poselive.codec.decode_heatmaps` and `find_peaks`.
 
 The behaviour is defined by the numpy twins in poselive/codec.py (`decode_heatmaps_reference`,
-`find_peaks_reference`); these must agree with them to 1e-4 px, border rules included. See codec.py's module
-docstring for the coordinate convention and the border rules.
+`find_peaks_reference`); these must agree with them to 1e-4 px, border rules included (measured: to the bit,
+on x86-64 with the default build flags). See codec.py's module docstring for the coordinate convention, the
+local blur and the border rules.
 
-Why it is fast: DARK needs the blurred log-heatmap only on the 3x3 neighbourhood of each peak, so the blur is
-evaluated there alone (horizontal pass over the 3 + 2r rows around the peak for the 3 columns, then the
-vertical pass), instead of blurring the whole map as the numpy twin does. The sums run in float64 in the
-twin's order (horizontal, then vertical; kernel taps left to right).
+Each decoder runs in three steps: find the peaks and blur each one's 3x3 neighbourhood (C, no GIL); take the
+log of all the blurred neighbourhoods in one numpy call; take the Taylor step at each peak (C, no GIL). The
+blur sums run in float64 in the twin's order (horizontal, then vertical; kernel taps in ascending order), and
+the kernels and the log come from numpy as in the twin, because the C library's exp and log differ from
+numpy's in the last bit.
 """
-from libc.math cimport ceil, exp, log, isfinite
+from functools import lru_cache
+
+from libc.math cimport ceil, isfinite
 from libc.stdlib cimport malloc, free
 
 import numpy as np
 
-cdef double LOG_FLOOR = 1e-10   # the twin's np.maximum(blur, 1e-10) before the log
+cdef double LOG_FLOOR = 1e-10   # codec.LOG_FLOOR: the blurred heatmap is floored here before its log
 cdef double DET_MIN = 1e-12     # the twin's negative-definite test: det > 1e-12 and dxx < 0
 
 
@@ -37,7 +41,7 @@ cdef inline double _clip1(double v) noexcept nogil:
 
 
 cdef Py_ssize_t _kernel_radius(double sigma) except -1:
-    """Radius of codec.gaussian_kernel: ceil(3 sigma), 0 (identity) for sigma <= 0."""
+    """codec.blur_radius: ceil(3 sigma), 0 (no blur) for sigma <= 0."""
     if not isfinite(sigma):
         raise ValueError(f"blur_sigma must be a finite number, got {sigma}")
     if sigma <= 0:
@@ -45,124 +49,111 @@ cdef Py_ssize_t _kernel_radius(double sigma) except -1:
     return <Py_ssize_t>ceil(3.0 * sigma)
 
 
-cdef void _fill_kernel(double* k, Py_ssize_t r, double sigma) noexcept nogil:
-    """codec.gaussian_kernel into k[0 .. 2r]: exp(-d^2 / (2 sigma^2)) normalised to sum 1."""
-    cdef Py_ssize_t i
-    cdef double d, total = 0.0
-    if r == 0:
-        k[0] = 1.0
-        return
-    for i in range(2 * r + 1):
-        d = <double>(i - r)
-        k[i] = exp(-(d * d) / (2.0 * sigma * sigma))
-        total += k[i]
-    for i in range(2 * r + 1):
-        k[i] = k[i] / total
+@lru_cache(maxsize=16)
+def _kernel_table(sigma):
+    """codec.gaussian_kernel(sigma, r) for r = 0 .. R in the first 2r + 1 entries of row r: (R + 1, 2R + 1)
+    float64, read-only. The twin's numpy expression, so that the kernels are its kernels to the bit."""
+    cdef Py_ssize_t R = _kernel_radius(sigma), r
+    table = np.zeros((R + 1, 2 * R + 1))
+    table[0, 0] = 1.0
+    for r in range(1, R + 1):
+        k = np.exp(-np.arange(-r, r + 1, dtype=np.float64) ** 2 / (2 * sigma ** 2))
+        table[r, :2 * r + 1] = k / k.sum()
+    table.setflags(write=False)
+    return table
 
 
-cdef inline double _floored_log(double v) noexcept nogil:
-    # np.log(np.maximum(v, 1e-10)): a NaN fails the test and stays NaN, as np.maximum keeps it
-    if v < LOG_FLOOR:
-        v = LOG_FLOOR
-    return log(v)
+cdef inline Py_ssize_t _radius_inside(Py_ssize_t i, Py_ssize_t n, Py_ssize_t R) noexcept nogil:
+    """codec._radius_inside: min(R, i - 1, n - 2 - i), at least 0."""
+    cdef Py_ssize_t r = R
+    if i - 1 < r:
+        r = i - 1
+    if n - 2 - i < r:
+        r = n - 2 - i
+    return r if r > 0 else 0
 
 
 cdef struct Scratch:
-    # Working memory of `_refine` for a kernel of radius r, allocated once per call of a decoder.
-    double* rows         # (3 + 2r) x 3: the horizontal pass
-    double* window       # 3 + 2r: one row of the (3 + 2r)-wide window around the peak, as float64
-    Py_ssize_t* columns  # 3 + 2r: the window's clamped column indices
+    # Working memory of `_blur_neighbourhood` for kernels up to radius R, allocated once per call of a decoder.
+    double* rows    # (3 + 2R) x 3: the horizontal pass
+    double* window  # 3 + 2R: one row of the window around the peak, as float64
 
 
-cdef int _scratch_alloc(Scratch* s, Py_ssize_t r) noexcept nogil:
-    s.rows = <double*>malloc((3 + 2 * r) * 3 * sizeof(double))
-    s.window = <double*>malloc((3 + 2 * r) * sizeof(double))
-    s.columns = <Py_ssize_t*>malloc((3 + 2 * r) * sizeof(Py_ssize_t))
-    return 0 if (s.rows != NULL and s.window != NULL and s.columns != NULL) else -1
+cdef int _scratch_alloc(Scratch* s, Py_ssize_t R) noexcept nogil:
+    s.rows = <double*>malloc((3 + 2 * R) * 3 * sizeof(double))
+    s.window = <double*>malloc((3 + 2 * R) * sizeof(double))
+    return 0 if (s.rows != NULL and s.window != NULL) else -1
 
 
 cdef void _scratch_free(Scratch* s) noexcept nogil:
     free(s.rows)
     free(s.window)
-    free(s.columns)
     s.rows = NULL
     s.window = NULL
-    s.columns = NULL
 
 
-cdef void _refine(const float* hm, Py_ssize_t H, Py_ssize_t W, Py_ssize_t x, Py_ssize_t y, const double* k,
-                  Py_ssize_t r, Scratch* s, double* out_x, double* out_y) noexcept nogil:
-    """DARK step at integer peak (x, y) of one C-contiguous map hm (H, W): writes x + offset, y + offset
-    (heatmap px).
+cdef void _blur_neighbourhood(const float* hm, Py_ssize_t H, Py_ssize_t W, Py_ssize_t x, Py_ssize_t y,
+                              const double* kernels, Py_ssize_t R, Scratch* s, double* out) noexcept nogil:
+    """The twin's blurred 3x3 neighbourhood B (before the log; codec._blurred_log_neighbourhoods) of the peak
+    (x, y) of one C-contiguous map hm (H, W): out[3a + b] at row clamp(y-1+a), column clamp(x-1+b).
 
-    The blurred map is needed at the 3x3 clamped neighbourhood only. Its horizontal pass covers padded rows
-    y-1-r .. y+1+r (each reading original row clamp(row)) at the 3 clamped columns x-1, x, x+1, whose taps
-    all fall in the window of padded columns x-1-r .. x+1+r.
+    kernels: `_kernel_table`'s rows, 2R + 1 apart. The horizontal pass covers the 3 + 2ry window rows
+    y-1-ry .. y+1+ry at the 3 neighbourhood columns, whose taps fall in window columns x-1-rx .. x+1+rx; the
+    clamps act only on a border peak, at radius 0, as in the twin.
     """
-    cdef Py_ssize_t n = 3 + 2 * r
-    cdef Py_ssize_t t, j, a, b
-    cdef Py_ssize_t cols[3]
-    cdef Py_ssize_t off[3]
-    cdef Py_ssize_t ys[3]
-    cdef double L[3][3]
+    cdef Py_ssize_t rx = _radius_inside(x, W, R)
+    cdef Py_ssize_t ry = _radius_inside(y, H, R)
+    cdef const double* kx = kernels + rx * (2 * R + 1)
+    cdef const double* ky = kernels + ry * (2 * R + 1)
+    cdef Py_ssize_t t, i, j, a
     cdef double h0, h1, h2
     cdef const double* top
-    cdef double c, dx, dy, dxx, dyy, dxy, det, ox, oy
-    cdef bint bx, by
     cdef const float* src
     cdef double* rows = s.rows
     cdef double* win = s.window
 
-    cols[0] = _clamp(x - 1, W)
-    cols[1] = x
-    cols[2] = _clamp(x + 1, W)
-    ys[0] = _clamp(y - 1, H)
-    ys[1] = y
-    ys[2] = _clamp(y + 1, H)
-    for j in range(n):
-        s.columns[j] = _clamp(x - 1 - r + j, W)
-
-    # Horizontal pass. Output column cols[b] reads padded columns cols[b]-r .. cols[b]+r, which start at
-    # window index cols[b] - (x - 1 - r) - r = cols[b] - x + 1. The three sums run side by side (independent
-    # dependency chains), each in the twin's order, so the result is the twin's to the last bit.
-    for b in range(3):
-        off[b] = cols[b] - x + 1
-    for t in range(n):
-        src = hm + _clamp(y - 1 - r + t, H) * W
-        for j in range(n):
-            win[j] = <double>src[s.columns[j]]
+    for t in range(3 + 2 * ry):
+        src = hm + _clamp(y - 1 - ry + t, H) * W
+        for j in range(3 + 2 * rx):
+            win[j] = <double>src[_clamp(x - 1 - rx + j, W)]
+        # The three sums run side by side (independent dependency chains), each in the twin's order.
         h0 = 0.0
         h1 = 0.0
         h2 = 0.0
-        for j in range(2 * r + 1):
-            h0 = h0 + k[j] * win[off[0] + j]
-            h1 = h1 + k[j] * win[off[1] + j]
-            h2 = h2 + k[j] * win[off[2] + j]
+        for i in range(2 * rx + 1):
+            h0 = h0 + kx[i] * win[i]
+            h1 = h1 + kx[i] * win[i + 1]
+            h2 = h2 + kx[i] * win[i + 2]
         rows[t * 3] = h0
         rows[t * 3 + 1] = h1
         rows[t * 3 + 2] = h2
 
-    # Vertical pass at the 3 clamped rows: padded row cy - r + j sits at scratch row (cy - r + j) - (y - 1 - r)
-    # = cy - y + 1 + j. Then the log, with the twin's floor.
     for a in range(3):
-        top = rows + (ys[a] - y + 1) * 3
+        top = rows + a * 3
         h0 = 0.0
         h1 = 0.0
         h2 = 0.0
-        for j in range(2 * r + 1):
-            h0 = h0 + k[j] * top[j * 3]
-            h1 = h1 + k[j] * top[j * 3 + 1]
-            h2 = h2 + k[j] * top[j * 3 + 2]
-        L[a][0] = _floored_log(h0)
-        L[a][1] = _floored_log(h1)
-        L[a][2] = _floored_log(h2)
+        for j in range(2 * ry + 1):
+            h0 = h0 + ky[j] * top[j * 3]
+            h1 = h1 + ky[j] * top[j * 3 + 1]
+            h2 = h2 + ky[j] * top[j * 3 + 2]
+        out[a * 3] = h0
+        out[a * 3 + 1] = h1
+        out[a * 3 + 2] = h2
 
-    c = L[1][1]
-    dx = 0.5 * (L[1][2] - L[1][0])
-    dy = 0.5 * (L[2][1] - L[0][1])
-    dxx = L[1][2] - 2 * c + L[1][0]
-    dyy = L[2][1] - 2 * c + L[0][1]
-    dxy = 0.25 * (L[2][2] - L[2][0] - L[0][2] + L[0][0])
+
+cdef void _taylor_step(const double* L, Py_ssize_t H, Py_ssize_t W, Py_ssize_t x, Py_ssize_t y,
+                       float* out_xy) noexcept nogil:
+    """codec._taylor_offsets for one peak: L[3a + b], the log-heatmap on its clamped 3x3 neighbourhood ->
+    out_xy = (x + offset, y + offset) in heatmap px."""
+    cdef double c, dx, dy, dxx, dyy, dxy, det, ox, oy
+    cdef bint bx, by
+    c = L[4]
+    dx = 0.5 * (L[5] - L[3])
+    dy = 0.5 * (L[7] - L[1])
+    dxx = L[5] - 2 * c + L[3]
+    dyy = L[7] - 2 * c + L[1]
+    dxy = 0.25 * (L[8] - L[6] - L[2] + L[0])
     bx = x == 0 or x == W - 1
     by = y == 0 or y == H - 1
     det = dxx * dyy - dxy * dxy
@@ -176,8 +167,14 @@ cdef void _refine(const float* hm, Py_ssize_t H, Py_ssize_t W, Py_ssize_t x, Py_
         oy = -dy / dyy
     if by and not bx and dxx < 0:
         ox = -dx / dxx
-    out_x[0] = <double>x + _clip1(ox)
-    out_y[0] = <double>y + _clip1(oy)
+    out_xy[0] = <float>(<double>x + _clip1(ox))
+    out_xy[1] = <float>(<double>y + _clip1(oy))
+
+
+def _floored_log(blurred):
+    """np.log(np.maximum(blurred, LOG_FLOOR)), in place: numpy's log, as the twin's."""
+    np.maximum(blurred, LOG_FLOOR, out=blurred)
+    return np.log(blurred, out=blurred)
 
 
 cdef Py_ssize_t _argmax(const float* a, Py_ssize_t size) noexcept nogil:
@@ -214,36 +211,42 @@ def decode_heatmaps(hm, double blur_sigma=2.0):
     maps = _as_maps(hm)
     cdef const float[:, :, :, ::1] h = maps
     cdef Py_ssize_t N = h.shape[0], K = h.shape[1], H = h.shape[2], W = h.shape[3]
+    cdef Py_ssize_t R = _kernel_radius(blur_sigma)
+    cdef const double[:, ::1] kernels = _kernel_table(blur_sigma)
     xy_arr = np.zeros((N, K, 2), np.float32)
     scores_arr = np.zeros((N, K), np.float32)
+    peak_arr = np.zeros((N, K), np.intp)           # raster index of each map's maximum
+    blurred_arr = np.zeros((N, K, 9))              # then its log: 3x3 per map, row-major
     cdef float[:, :, ::1] xy = xy_arr
     cdef float[:, ::1] scores = scores_arr
-    cdef Py_ssize_t r = _kernel_radius(blur_sigma)
-    cdef double* k = <double*>malloc((2 * r + 1) * sizeof(double))
+    cdef Py_ssize_t[:, ::1] peak = peak_arr
+    cdef double[:, :, ::1] blurred = blurred_arr
     cdef Scratch scratch
     cdef Py_ssize_t n, m, bi
     cdef const float* one
-    cdef float best
-    cdef double fx = 0.0, fy = 0.0
-    if _scratch_alloc(&scratch, r) != 0 or k == NULL:
-        free(k)
+    if N * K == 0:
+        return xy_arr, scores_arr
+    if _scratch_alloc(&scratch, R) != 0:
         _scratch_free(&scratch)
         raise MemoryError()
     try:
         with nogil:
-            _fill_kernel(k, r, blur_sigma)
             for n in range(N):
                 for m in range(K):
                     one = &h[n, m, 0, 0]
                     bi = _argmax(one, H * W)
-                    best = one[bi]
-                    _refine(one, H, W, bi % W, bi // W, k, r, &scratch, &fx, &fy)
-                    xy[n, m, 0] = <float>fx
-                    xy[n, m, 1] = <float>fy
-                    scores[n, m] = best
+                    peak[n, m] = bi
+                    scores[n, m] = one[bi]
+                    _blur_neighbourhood(one, H, W, bi % W, bi // W, &kernels[0, 0], R, &scratch,
+                                        &blurred[n, m, 0])
     finally:
-        free(k)
         _scratch_free(&scratch)
+    _floored_log(blurred_arr)
+    with nogil:
+        for n in range(N):
+            for m in range(K):
+                bi = peak[n, m]
+                _taylor_step(&blurred[n, m, 0], H, W, bi % W, bi // W, &xy[n, m, 0])
     return xy_arr, scores_arr
 
 
@@ -336,29 +339,29 @@ def find_peaks(hm, double threshold=0.1, Py_ssize_t topk=20, double blur_sigma=2
     maps = _as_maps(hm)
     cdef const float[:, :, :, ::1] h = maps
     cdef Py_ssize_t N = h.shape[0], K = h.shape[1], H = h.shape[2], W = h.shape[3]
+    cdef Py_ssize_t R = _kernel_radius(blur_sigma)
+    cdef const double[:, ::1] kernels = _kernel_table(blur_sigma)
     xy_arr = np.zeros((N, K, topk, 2), np.float32)
     scores_arr = np.zeros((N, K, topk), np.float32)
     counts_arr = np.zeros((N, K), np.int32)
+    peaks_arr = np.zeros((N, K, topk), np.intp)    # raster index of each kept peak
     cdef float[:, :, :, ::1] xy = xy_arr
     cdef float[:, :, ::1] scores = scores_arr
     cdef int[:, ::1] counts = counts_arr
+    cdef Py_ssize_t[:, :, ::1] peaks = peaks_arr
+    cdef double[:, ::1] blurred
     # the twin compares float32 maps with a Python float, which numpy casts to float32
     cdef float thr = <float>threshold
-    cdef Py_ssize_t r = _kernel_radius(blur_sigma)
-    cdef double* k = <double*>malloc((2 * r + 1) * sizeof(double))
     cdef Scratch scratch
     # the current top list of one map, sorted by score descending then raster index ascending
     cdef float* top_val = <float*>malloc((topk + 1) * sizeof(float))
     cdef Py_ssize_t* top_idx = <Py_ssize_t*>malloc((topk + 1) * sizeof(Py_ssize_t))
     cdef float* hmax = <float*>malloc(H * W * sizeof(float))
     cdef unsigned char* mask = <unsigned char*>malloc(H * W)
-    cdef Py_ssize_t n, m, i, p, q, count
+    cdef Py_ssize_t n, m, i, p, q, count, at
     cdef const float* one
     cdef float v
-    cdef double fx = 0.0, fy = 0.0
-    if _scratch_alloc(&scratch, r) != 0 or k == NULL or top_val == NULL or top_idx == NULL or hmax == NULL \
-            or mask == NULL:
-        free(k)
+    if _scratch_alloc(&scratch, R) != 0 or top_val == NULL or top_idx == NULL or hmax == NULL or mask == NULL:
         _scratch_free(&scratch)
         free(top_val)
         free(top_idx)
@@ -367,7 +370,6 @@ def find_peaks(hm, double threshold=0.1, Py_ssize_t topk=20, double blur_sigma=2
         raise MemoryError()
     try:
         with nogil:
-            _fill_kernel(k, r, blur_sigma)
             for n in range(N):
                 for m in range(K):
                     one = &h[n, m, 0, 0]
@@ -393,16 +395,33 @@ def find_peaks(hm, double threshold=0.1, Py_ssize_t topk=20, double blur_sigma=2
                         if count < topk:
                             count += 1
                     for p in range(count):
-                        _refine(one, H, W, top_idx[p] % W, top_idx[p] // W, k, r, &scratch, &fx, &fy)
-                        xy[n, m, p, 0] = <float>fx
-                        xy[n, m, p, 1] = <float>fy
+                        peaks[n, m, p] = top_idx[p]
                         scores[n, m, p] = top_val[p]
                     counts[n, m] = <int>count
+        blurred_arr = np.zeros((max(int(counts_arr.sum()), 1), 9))  # 3x3 per kept peak, then its log
+        blurred = blurred_arr
+        with nogil:
+            at = 0
+            for n in range(N):
+                for m in range(K):
+                    for p in range(counts[n, m]):
+                        i = peaks[n, m, p]
+                        _blur_neighbourhood(&h[n, m, 0, 0], H, W, i % W, i // W, &kernels[0, 0], R, &scratch,
+                                            &blurred[at, 0])
+                        at += 1
     finally:
-        free(k)
         _scratch_free(&scratch)
         free(top_val)
         free(top_idx)
         free(hmax)
         free(mask)
+    _floored_log(blurred_arr)
+    with nogil:
+        at = 0
+        for n in range(N):
+            for m in range(K):
+                for p in range(counts[n, m]):
+                    i = peaks[n, m, p]
+                    _taylor_step(&blurred[at, 0], H, W, i % W, i // W, &xy[n, m, p, 0])
+                    at += 1
     return xy_arr, scores_arr, counts_arr

@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the live pipeline on a camera, video, image folder or URL")
     p.add_argument("--source", default="0", help="camera index, video file, image folder, URL or 'synthetic'")
     p.add_argument("--task", default="body", help="comma list of body,face")
-    p.add_argument("--show", action="store_true", help="show a window with the overlay")
+    p.add_argument("--show", action="store_true", help="open the window instead (record from there; --out and "
+                   "--json apply without --show)")
     p.add_argument("--out", help="write the annotated video to this MP4")
     p.add_argument("--json", help="write one JSON line per frame to this file")
     p.add_argument("--heatmaps", action="store_true", help="blend the network's heatmaps over the frame")

@@ -19,7 +19,7 @@ from pathlib import Path
 from PyQt5.QtCore import QStandardPaths, Qt, QThread, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QKeySequence, QPalette
 from PyQt5.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QGridLayout, QGroupBox,
-                             QHBoxLayout, QLabel, QMainWindow, QPushButton, QShortcut, QSizePolicy, QSlider,
+                             QHBoxLayout, QLabel, QMainWindow, QPushButton, QShortcut, QSlider,
                              QVBoxLayout, QWidget)
 
 from poselive.errors import PoseliveError
@@ -34,13 +34,15 @@ MIN_CUTOFF_RANGE = (0.05, 20.0)
 BETA_RANGE = (0.0005, 0.5)
 SLIDER_STEPS = 100
 STOP_TIMEOUT_S = 2.0
+MESSAGE_HISTORY = 100
+NOTICE_MS = {"info": 8000, "warning": 20000, "error": 20000}  # how long a message stays in the status bar
+_LEVEL_RANK = {"info": 0, "warning": 1, "error": 2}
 VIDEO_FILTER = ("Videos and images (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv *.jpg *.jpeg "
                 "*.png *.bmp *.tif *.tiff *.webp);;All files (*)")
 _STAGE_ABBREV = {"detect": "det", "preprocess": "prep", "network": "net", "decode": "dec", "track": "trk",
                  "smooth": "smooth", "render": "draw"}
 _WARNING = QColor(255, 170, 60)
 _ERROR = QColor(255, 100, 100)
-_OK = QColor(140, 220, 140)
 
 # Worker threads still finishing a frame when their window closed: kept referenced until they end, because
 # destroying a running QThread aborts the process.
@@ -110,6 +112,8 @@ class MainWindow(QMainWindow):
         self._notice_timer = QTimer(self)
         self._notice_timer.setSingleShot(True)
         self._notice_timer.timeout.connect(self._clear_notice)
+        self._notice_rank = 0
+        self.messages: list[tuple[str, str]] = []  # (level, text), oldest first
 
         defaults = SmootherConfig()
         self._build_ui(body, face, heatmaps, smoothing, defaults)
@@ -432,6 +436,7 @@ class MainWindow(QMainWindow):
 
     def _clear_notice(self) -> None:
         self._notice("")
+        self._notice_rank = 0
 
     def _notice(self, text: str, colour: QColor | None = None) -> None:
         self.notice.setText(text)
@@ -504,9 +509,17 @@ class MainWindow(QMainWindow):
         self.rec_label.setText("● REC" if on else "")
 
     def _on_message(self, level: str, text: str) -> None:
+        """Log it, keep it in `messages` (the notice's tooltip lists the recent ones) and show it in the status
+        bar, unless a more serious message is still being shown there."""
         getattr(log, {"error": "error", "warning": "warning"}.get(level, "info"))("%s", text)
-        self._notice(text, {"error": _ERROR, "warning": _WARNING}.get(level, _OK if "ready" in text else None))
-        self._notice_timer.start(8000 if level == "info" else 30000)
+        self.messages.append((level, text))
+        del self.messages[:-MESSAGE_HISTORY]
+        rank = _LEVEL_RANK.get(level, 0)
+        if rank >= self._notice_rank or not self._notice_timer.isActive():
+            self._notice(text, {"error": _ERROR, "warning": _WARNING}.get(level))
+            self._notice_rank = rank
+            self._notice_timer.start(NOTICE_MS[level] if level in NOTICE_MS else NOTICE_MS["info"])
+        self.notice.setToolTip("\n".join(t for _, t in self.messages[-10:]))
 
     def _on_cameras_found(self, cameras: list) -> None:
         self.cameras_button.setEnabled(True)
@@ -565,5 +578,5 @@ def gui_command(args) -> int:
         thread.wait()  # a frame in progress; destroying a running QThread would abort
     if not wait_for_background(0.2):
         log.info("finishing a model load or source open before exiting…")
-        wait_for_background(120.0)
+        wait_for_background(30.0)
     return int(code)

@@ -122,9 +122,10 @@ class LiveWorker(QObject):
     """Source -> grabber -> pipeline -> overlay, on the thread this object is moved to.
 
     Signals: frame_ready, source_opened, source_status, tasks_changed, face_unavailable, recording_changed,
-    message (see their comments). Slots (call them through queued signals from the UI thread): open_source, close_source, set_tasks,
-    set_heatmaps, set_hud, set_smoothing, start_recording, stop_recording, start (begin loading the models;
-    connect QThread.started to it) and shutdown. Thread-safe plain methods: request_stop, take_frame.
+    message (see their comments). Slots (call them through queued signals from the UI thread): open_source,
+    close_source, set_tasks, set_heatmaps, set_hud, set_smoothing, start_recording, stop_recording, start
+    (begin loading the models; connect QThread.started to it) and shutdown. Thread-safe plain methods:
+    request_stop, take_frame.
 
     device: as for build_pipeline; body, face, heatmaps, smoothing, smoother, hud: the initial settings;
     source_factory: how a spec becomes a FrameSource (default: open_source, with files and the synthetic scene
