@@ -177,21 +177,6 @@ def _floored_log(blurred):
     return np.log(blurred, out=blurred)
 
 
-cdef Py_ssize_t _argmax(const float* a, Py_ssize_t size) noexcept nogil:
-    """np.argmax of a[0 .. size-1]: the first maximum, or the first NaN if there is one."""
-    cdef Py_ssize_t i, at = 0
-    cdef float best = a[0]
-    if best != best:
-        return 0
-    for i in range(1, size):
-        if a[i] > best:
-            best = a[i]
-            at = i
-        elif a[i] != a[i]:
-            return i
-    return at
-
-
 def _as_maps(hm):
     """Any (N, K, H, W) real array -> C-contiguous float32 (float16 is widened here)."""
     a = np.ascontiguousarray(hm, dtype=np.float32)
@@ -215,7 +200,9 @@ def decode_heatmaps(hm, double blur_sigma=2.0):
     cdef const double[:, ::1] kernels = _kernel_table(blur_sigma)
     xy_arr = np.zeros((N, K, 2), np.float32)
     scores_arr = np.zeros((N, K), np.float32)
-    peak_arr = np.zeros((N, K), np.intp)           # raster index of each map's maximum
+    # Each map's maximum by numpy's argmax: its SIMD scan is several times faster than a scalar C loop, and
+    # it is the twin's own argmax (first maximum, NaN first), so the two cannot disagree.
+    peak_arr = np.ascontiguousarray(maps.reshape(N * K, H * W).argmax(1).reshape(N, K), dtype=np.intp)
     blurred_arr = np.zeros((N, K, 9))              # then its log: 3x3 per map, row-major
     cdef float[:, :, ::1] xy = xy_arr
     cdef float[:, ::1] scores = scores_arr
@@ -234,8 +221,7 @@ def decode_heatmaps(hm, double blur_sigma=2.0):
             for n in range(N):
                 for m in range(K):
                     one = &h[n, m, 0, 0]
-                    bi = _argmax(one, H * W)
-                    peak[n, m] = bi
+                    bi = peak[n, m]
                     scores[n, m] = one[bi]
                     _blur_neighbourhood(one, H, W, bi % W, bi // W, &kernels[0, 0], R, &scratch,
                                         &blurred[n, m, 0])

@@ -297,7 +297,7 @@ def bench_cluster(source: str | os.PathLike | None = None, clips: int = 6, frame
     ray = import_ray()
     with tempfile.TemporaryDirectory(prefix="poselive-bench-cluster-") as tmp:
         source = Path(source) if source else _default_bench_video()
-        videos = _cut_clips(source, Path(tmp) / "clips", clips, frames)
+        videos = cut_clips(source, Path(tmp) / "clips", clips, frames)
         fps = _video_fps(source)
         n_frames = clips * frames
         table = []
@@ -354,7 +354,7 @@ def _video_fps(path: Path) -> float:
     return fps if fps and fps > 0 else 25.0
 
 
-def _cut_clips(source: Path, folder: Path, clips: int, frames: int) -> list[Path]:
+def cut_clips(source: Path, folder: Path, clips: int, frames: int) -> list[Path]:
     """`clips` MP4s of `frames` consecutive frames each, taken one after another from `source`."""
     import cv2
     if clips < 1 or frames < 1:

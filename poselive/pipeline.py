@@ -30,7 +30,9 @@ class PipelineConfig:
     duplicate_iou: float = 0.6
     smoothing: bool = True
     smoother: SmootherConfig = field(default_factory=SmootherConfig)
-    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    # A person must score this much (joints' confidence x detection score) to get an id; one who never does
+    # is not reported: a faint, unconfirmed body is more often a false find than a person.
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(min_new_score=0.25))
     keep_heatmaps: bool = False
 
 
@@ -120,6 +122,8 @@ class Pipeline:
             people, keep = _drop_duplicates(people, keep, self.config.duplicate_iou)
         with timer.stage("track"):
             people = self.tracker.update(people, frame.index)
+            tracked = [i for i, p in enumerate(people) if p.track_id >= 0]
+            people, keep = [people[i] for i in tracked], [keep[i] for i in tracked]
         if self.config.smoothing:
             with timer.stage("smooth"):
                 people = self.smoother(people, frame.video_time if frame.video_time else frame.capture_time)

@@ -42,3 +42,15 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path}; set POSELIVE_DATA to the shared/data folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def shipped_body_models() -> Path:
+    """The folder holding the shipped body-lite and body-det weights, or a skip saying they are missing."""
+    from poselive.weights import models_dir
+    folder = models_dir()
+    for name in ("body-lite", "body-det"):
+        if not (folder / f"{name}.pt").exists():
+            pytest.skip(f"shipped weights {folder / name}.pt are missing (train and ship them, or set "
+                        f"POSELIVE_MODELS)")
+    return folder

@@ -1,9 +1,10 @@
 """`poselive track --ray`: the same files as a local run, a corrupt video reported and passed over, a worker
 that dies mid-video leaving nothing behind, and a second run finishing the rest.
 
-One local Ray with 2 workers' worth of cores serves the whole module (starting Ray takes 10-20 s on two busy
-cores). Needs Ray (`pip install 'poselive[cluster]'`) and the body-lite and body-det weights (shipped in
-models/, or $POSELIVE_MODELS); skips saying which is missing.
+One local Ray with 2 CPUs serves the whole module; each Ray run starts its workers and loads the model in
+each, so the module takes about 1.5 minutes on two cores shared with training. Needs Ray
+(`pip install 'poselive[cluster]'`) and the body-lite and body-det weights (in models/, or $POSELIVE_MODELS);
+skips saying which is missing.
 """
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ import pytest
 
 from poselive import cli
 from poselive.batch import find_videos, track_videos
-from poselive.cluster import _cut_clips, start_ray, track_on_ray
+from poselive.cluster import cut_clips, start_ray, track_on_ray
 from poselive.errors import PoseliveError, WeightsError
 from poselive.weights import resolve_weights
 
 SHORT_VIDEOS = ["mmpose_demo.mp4", "faceapijs_test_video.mp4"]  # 5 frames each
-PEOPLE_VIDEO = "overhead_pedestrians.avi"  # people the current weights find; cut to a short clip
+PEOPLE_VIDEO = "overhead_pedestrians.avi"  # a busy street, cut to 8 frames: people to track, not empty frames
 # "onnx" on both sides: ONNX Runtime gives the same bits for any thread count (see poselive/cluster.py).
 DEVICE = "onnx"
 
@@ -36,14 +37,17 @@ def test_without_ray_the_error_says_what_to_install(tmp_path, monkeypatch, capsy
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    pytest.importorskip("ray", reason="Ray is not installed; pip install 'poselive[cluster]'")
+def weights() -> None:
     for name in ("body-lite", "body-det"):
         try:
             resolve_weights(name)
         except WeightsError as e:
             pytest.skip(f"{e} (or set POSELIVE_MODELS to a folder holding {name}.pt)")
-    import ray
+
+
+@pytest.fixture(scope="module")
+def ray_session(weights):
+    ray = pytest.importorskip("ray", reason="Ray is not installed; pip install 'poselive[cluster]'")
     start_ray("local", num_cpus=2)
     yield
     ray.shutdown()
@@ -55,14 +59,14 @@ def video_dir(shared_data, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("videos")
     for name in SHORT_VIDEOS:
         shutil.copyfile(shared_data / "videos" / name, folder / name)
-    clip = _cut_clips(shared_data / "videos" / PEOPLE_VIDEO, tmp_path_factory.mktemp("clip"), 1, 8)[0]
+    clip = cut_clips(shared_data / "videos" / PEOPLE_VIDEO, tmp_path_factory.mktemp("clip"), 1, 8)[0]
     shutil.move(clip, folder / "people.mp4")
-    (folder / "x.mp4").write_bytes(bytes(range(256)) * 64)
+    (folder / "x.mp4").write_bytes(bytes(range(256)) * 64)  # no video container at all
     return folder
 
 
 @pytest.fixture(scope="module")
-def local_out(ray_session, video_dir, tmp_path_factory) -> Path:
+def local_out(weights, video_dir, tmp_path_factory) -> Path:
     """The plain local run (no Ray) that the Ray runs must reproduce."""
     out = tmp_path_factory.mktemp("local")
     rows = track_videos(find_videos([str(video_dir)]), out, DEVICE, show_progress=False)

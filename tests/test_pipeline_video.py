@@ -1,0 +1,139 @@
+"""The real pipeline on a real video, as a user runs it: `poselive track` on the bundled clip and shared
+videos, checked for what the JSONL promises, stable ids, and clean handling of missing and corrupt input."""
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from poselive.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = ROOT / "demos" / "vtest_short.mp4"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("POSELIVE_CACHE", str(tmp_path / "cache"))
+
+
+def short_copy(src: Path, dst: Path, frames: int) -> Path:
+    """The first `frames` frames of a video, re-encoded (keeps the test fast on 2 cores)."""
+    import cv2
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 10
+    out = None
+    for _ in range(frames):
+        ok, img = cap.read()
+        if not ok:
+            break
+        if out is None:
+            out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, (img.shape[1], img.shape[0]))
+        out.write(img)
+    out.release()
+    return dst
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tracked(shipped_body_models, tmp_path_factory):
+    """`poselive track` over 60 frames of the bundled pedestrian clip, with an annotated MP4."""
+    tmp = tmp_path_factory.mktemp("track")
+    (tmp / "in").mkdir()
+    video = short_copy(CLIP, tmp / "in" / "vtest60.mp4", 60)
+    out = tmp / "out"
+    assert main(["track", str(video), "--out", str(out), "--video", "--device", "onnx"]) == 0
+    return video, out
+
+
+def test_track_writes_one_line_per_frame_in_the_documented_format(tracked):
+    video, out = tracked
+    lines = read_jsonl(out / "vtest60.jsonl")
+    assert [d["frame"] for d in lines] == list(range(60))
+    assert lines[10]["time"] == pytest.approx(1.0, abs=1e-3)  # 10 fps clip
+    people = [p for d in lines for p in d["people"]]
+    assert people, "nobody found in 60 frames of a street with several pedestrians"
+    for p in people:
+        assert set(p) == {"track_id", "bbox", "score", "keypoints"}
+        assert len(p["keypoints"]) == 17 and all(len(k) == 3 for k in p["keypoints"])
+        x, y, w, h = p["bbox"]
+        assert w > 0 and h > 0 and -50 < x < 818 and -50 < y < 626
+
+
+def test_pedestrians_keep_their_ids_while_visible(tracked):
+    video, out = tracked
+    lines = read_jsonl(out / "vtest60.jsonl")
+    per_frame = [len(d["people"]) for d in lines]
+    lengths = Counter(p["track_id"] for d in lines for p in d["people"])
+    # Several people walk through the whole clip: most of what is found belongs to long tracks, and ids are
+    # not re-issued every few frames.
+    assert max(per_frame) >= 2
+    long_tracks = [n for n in lengths.values() if n >= 30]
+    assert len(long_tracks) >= 2, f"track lengths {sorted(lengths.values(), reverse=True)}"
+    assert sum(long_tracks) >= 0.6 * sum(lengths.values())
+    assert len(lengths) <= 3 * max(per_frame), f"{len(lengths)} ids for at most {max(per_frame)} people a frame"
+
+
+def test_the_annotated_video_has_every_frame(tracked):
+    import cv2
+    video, out = tracked
+    cap = cv2.VideoCapture(str(out / "vtest60.mp4"))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 60
+
+
+def test_a_second_run_skips_finished_videos(tracked, capsys):
+    video, out = tracked
+    before = (out / "vtest60.jsonl").stat().st_mtime_ns
+    assert main(["track", str(video), "--out", str(out), "--device", "onnx"]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert (out / "vtest60.jsonl").stat().st_mtime_ns == before
+
+
+def test_corrupt_and_truncated_videos_are_reported_and_the_rest_is_kept(shipped_body_models, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    short_copy(CLIP, src / "good.mp4", 8)
+    (src / "corrupt.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 20000, np.uint8).tobytes())
+    whole = short_copy(CLIP, tmp_path / "whole.avi", 40)
+    data = whole.read_bytes()
+    (src / "truncated.avi").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    code = main(["track", str(src), "--out", str(out), "--device", "onnx"])
+    table = capsys.readouterr().out
+    assert code == 1  # a failed video makes the run's exit status say so
+    assert "corrupt.mp4" in table and "failed" in table
+    assert len(read_jsonl(out / "good.jsonl")) == 8
+    # The truncated file's frames before the cut are all written, and the summary says it ended early.
+    partial = read_jsonl(out / "truncated.jsonl")
+    assert 5 <= len(partial) < 40 and [d["frame"] for d in partial] == list(range(len(partial)))
+    assert "partial" in table
+    assert not list(out.glob(".*part*")), "temporary files left behind"
+
+
+def test_a_missing_video_is_one_clear_line(tmp_path, capsys):
+    code = main(["track", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("poselive: error:") and "nope.mp4" in err[0]
+
+
+def test_run_keeps_what_it_wrote_when_the_video_is_cut(shipped_body_models, tmp_path, capsys):
+    whole = short_copy(CLIP, tmp_path / "whole.avi", 30)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    out_json, out_mp4 = tmp_path / "r.jsonl", tmp_path / "r.mp4"
+    assert main(["run", "--source", str(cut), "--json", str(out_json), "--out", str(out_mp4),
+                 "--device", "onnx"]) == 0
+    lines = read_jsonl(out_json)
+    assert 5 <= len(lines) < 30 and out_mp4.stat().st_size > 0
+    assert "truncated" in capsys.readouterr().out

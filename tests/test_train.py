@@ -1,0 +1,115 @@
+"""Training data and loop: the COCO reader, the fixed validation split, augmentation that keeps every label on
+its body part (a flip swaps left and right), a short run that learns, and resuming from a checkpoint."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from poselive.schemas import COCO17
+from poselive.train.augment import AugmentConfig, augment_person
+from poselive.train.coco_data import build_cache, read_coco, split_of
+
+
+@pytest.fixture(scope="module")
+def fashion_b(shared_data):
+    path = shared_data / "body" / "fashion_b" / "person_keypoints.json"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    return read_coco(path)
+
+
+def test_reader_gives_every_person_with_17_keypoints_inside_its_box(fashion_b):
+    assert len(fashion_b) == 259
+    for r in fashion_b:
+        assert r.keypoints.shape == (17, 3) and Path(r.image_path).exists()
+        lab = r.keypoints[r.keypoints[:, 2] > 0, :2]
+        x, y, w, h = r.box_xywh
+        # Boxes are grown to cover their labelled joints (a few annotations have tiny boxes).
+        assert (lab[:, 0] >= x - 1e-3).all() and (lab[:, 0] <= x + w + 1e-3).all()
+        assert (lab[:, 1] >= y - 1e-3).all() and (lab[:, 1] <= y + h + 1e-3).all()
+
+
+def test_validation_split_is_by_image_and_never_in_training(shared_data):
+    from poselive.train.coco_data import body_records
+    recs = body_records(shared_data)
+    val = {(r.dataset, r.image_id) for r in recs if split_of(r) == "val"}
+    train = {(r.dataset, r.image_id) for r in recs if split_of(r) == "train"}
+    assert val and train and not (val & train)
+    assert {d for d, _ in val} == {"fashion_a", "fashion_b", "pelota", "coco_mini"}
+
+
+NO_COLOUR_CHANGE = AugmentConfig(occlusion_prob=0.0, blur_prob=0.0, noise_prob=0.0, gray_prob=0.0,
+                                 half_body_prob=0.0)
+
+
+def painted_person():
+    """A grey image with a red disc on the left wrist and a blue disc on the right wrist (person's own sides)."""
+    img = np.full((300, 200, 3), 128, np.uint8)
+    kps = np.zeros((17, 3), np.float32)
+    rng = np.random.default_rng(0)
+    kps[:, :2] = rng.uniform([60, 40], [140, 260], (17, 2))
+    kps[:, 2] = 2
+    kps[COCO17.index("left_wrist"), :2] = (140, 150)
+    kps[COCO17.index("right_wrist"), :2] = (60, 150)
+    cv2.circle(img, (140, 150), 9, (0, 0, 255), -1)
+    cv2.circle(img, (60, 150), 9, (255, 0, 0), -1)
+    return img, kps
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_augmentation_keeps_labels_on_their_body_part(flip):
+    img, kps = painted_person()
+    perm = COCO17.flip_permutation()
+    cfg = AugmentConfig(**{**NO_COLOUR_CHANGE.__dict__, "flip_prob": 1.0 if flip else 0.0})
+    rng = np.random.default_rng(1)
+    lw, rw = COCO17.index("left_wrist"), COCO17.index("right_wrist")
+    for _ in range(20):  # random scale, rotation and shift each time
+        crop, k = augment_person(img, (50, 30, 100, 240), kps, (96, 128), perm, cfg, rng)
+        for idx, colour in ((lw, 2), (rw, 0)):  # BGR channel that must dominate under the label
+            x, y = np.round(k[idx, :2]).astype(int)
+            if not (0 <= x < 96 and 0 <= y < 128):
+                continue
+            px = crop[y, x].astype(int)
+            # Unflipped, the left-wrist label sits on the red disc; flipped, the mirror image's left wrist is the
+            # original right wrist, the blue disc.
+            want = colour if not flip else 2 - colour
+            assert px[want] > px[2 - want] + 40, f"label {COCO17.keypoints[idx]} on pixel {px} (flip={flip})"
+
+
+def test_a_short_training_run_lowers_the_loss(fashion_b):
+    from poselive.nets.configs import config_by_name
+    from poselive.nets.hourglass import StackedHourglass
+    from poselive.train.loop import KeypointTask
+    torch.manual_seed(0)
+    cache = build_cache(fashion_b[:8])
+    cfg = config_by_name("body-lite")
+    task = KeypointTask(cfg, cache, None)
+    model = StackedHourglass(cfg)
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    x, targets = task.batch(np.random.default_rng(0), 8)  # one fixed batch: the network must fit it
+    losses = []
+    for _ in range(40):
+        loss = task.loss(model.forward_stacks(x), targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), f"loss {losses[0]:.2f} -> {losses[-1]:.2f}"
+
+
+def test_training_resumes_from_its_checkpoint(fashion_b, tmp_path):
+    from poselive.checkpoint import read_checkpoint
+    from poselive.nets.configs import config_by_name
+    from poselive.train.loop import KeypointTask, TrainConfig, train
+    cache = build_cache(fashion_b[:6])
+    task = KeypointTask(config_by_name("body-lite"), cache, cache)
+    tc = TrainConfig(batch=2, val_every=3)
+    first = train(task, "body-lite", tmp_path, max_steps=3, tc=tc, progress=False)
+    assert first["step"] == 3 and (tmp_path / "best.pt").exists() and 0.0 <= first["val"] <= 1.0
+    second = train(task, "body-lite", tmp_path, max_steps=2, tc=tc, progress=False)
+    assert second["step"] == 5
+    assert read_checkpoint(tmp_path / "last.pt")["step"] == 5
