@@ -138,16 +138,22 @@ def overlay(result: FrameResult):
     return img
 
 
+def pending_videos(videos: list[Path], out_dir: Path, redo: bool) -> tuple[list[Path], dict[Path, VideoSummary]]:
+    """Videos still to track, and summary rows for those skipped because their JSONL exists."""
+    todo, skipped = [], {}
+    for v in videos:
+        if not redo and output_paths(v, out_dir)[0].exists():
+            skipped[v] = VideoSummary(v.name, "skipped", message="output exists (use --redo)")
+        else:
+            todo.append(v)
+    return todo, skipped
+
+
 def track_videos(videos: list[Path], out_dir: Path, device: str = "auto", write_video: bool = False,
                  redo: bool = False, show_progress: bool = True) -> list[VideoSummary]:
     from tqdm import tqdm
     out_dir.mkdir(parents=True, exist_ok=True)
-    todo, rows = [], {}
-    for v in videos:
-        if not redo and output_paths(v, out_dir)[0].exists():
-            rows[v] = VideoSummary(v.name, "skipped", message="output exists (use --redo)")
-        else:
-            todo.append(v)
+    todo, rows = pending_videos(videos, out_dir, redo)
     pipeline = make_pipeline(device) if todo else None
     overall = tqdm(total=len(todo), desc="videos", position=0, disable=not show_progress)
     for v in todo:

@@ -343,6 +343,9 @@ def bench_command(args) -> int:
         sections.append(pipeline_section(args))
     if args.mediapipe:
         sections.append(mediapipe_section(args))
+    if args.cluster:
+        from poselive.cluster import bench_cluster
+        sections.append(bench_cluster())
     if args.stream:
         from poselive.publish.server import bench_stream, bench_table
         sections.append(bench_table(bench_stream()))

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=50, help="timed runs per measurement")
     p.add_argument("--mediapipe", action="store_true", help="time MediaPipe BlazePose side by side if installed")
     p.add_argument("--stream", action="store_true", help="time the skeleton stream's cost with 3 WebSocket clients")
+    p.add_argument("--cluster", action="store_true", help="time batch tracking locally vs on a local Ray with 2 "
+                   "workers (needs poselive[cluster]; a few minutes)")
     p.set_defaults(target="poselive.bench:bench_command")
 
     p = sub.add_parser("export-onnx", help="export weights to ONNX (dynamic batch, height, width)")
@@ -94,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="shared data folder (default $POSELIVE_DATA or ../shared/data)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--total-steps", type=int, default=60000, help="length of the cosine learning-rate schedule "
+                   "(a shorter one anneals sooner; raising it later restarts warm)")
     p.add_argument("--device", default="auto", help="auto, cuda or cpu")
     p.add_argument("--ship", action="store_true", help="instead of training, copy the run's best weights into "
                    "models/ (float16 .pt + .onnx) and its training state into models/checkpoints/")

@@ -29,7 +29,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from poselive.batch import VideoSummary, make_pipeline, output_paths, overlay, process_video
+from poselive.batch import VideoSummary, make_pipeline, output_paths, overlay, pending_videos, process_video
+from poselive.outputs import unfinished_paths
 from poselive.errors import PoseliveError
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,14 @@ def start_ray(address: str = "local", num_cpus: int | None = None) -> bool:
             # are the whole job, and on a machine shared with other work that priority starves them (10x
             # slower than a local run next to a training job, measured here).
             os.environ.setdefault("RAY_worker_niceness", "0")
-            ray.init(num_cpus=num_cpus or len(os.sched_getaffinity(0)), include_dashboard=False,
+            # address="local": a new Ray of our own, even if `ray start` left one (or its address file) here.
+            ray.init(address="local", num_cpus=num_cpus or len(os.sched_getaffinity(0)), include_dashboard=False,
                      object_store_memory=LOCAL_OBJECT_STORE_BYTES, logging_level=logging.WARNING,
                      runtime_env=runtime_env)
         else:
             ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
-    except ConnectionError as e:
-        raise PoseliveError(f"cannot join the Ray cluster at {address}: {e}; check the address "
+    except Exception as e:  # Ray says "cannot connect" with several exception types
+        raise PoseliveError(f"cannot start or join Ray at {address} ({_first_line(e)}); check the address "
                             "(`ray status` on the head node prints it) or use --ray without a value") from None
     return True
 
@@ -164,13 +166,8 @@ def run_on_ray(videos: list[Path], out_dir: Path, address: str = "local", device
     ray = import_ray()
     out_dir = out_dir.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows: dict[Path, VideoSummary] = {}
-    todo: deque[Path] = deque()
-    for v in videos:
-        if not redo and output_paths(v, out_dir)[0].exists():
-            rows[v] = VideoSummary(v.name, "skipped", message="output exists (use --redo)")
-        else:
-            todo.append(v)
+    pending, rows = pending_videos(videos, out_dir, redo)
+    todo: deque[Path] = deque(pending)
     if not todo:
         return [rows[v] for v in videos], RayRunTimes(0.0, 0.0, 0.0, 0)
 
@@ -276,7 +273,7 @@ def _discard_unfinished(video: Path, out_dir: Path) -> None:
     """Remove the temporary files a dead worker left for `video` (outputs.py writes .NAME.part for the
     JSONL and .STEM.part.mp4 for the MP4); the final names were never written."""
     for path in output_paths(video, out_dir):
-        for tmp in (path.with_name(f".{path.name}.part"), path.with_name(f".{path.stem}.part{path.suffix}")):
+        for tmp in unfinished_paths(path):
             tmp.unlink(missing_ok=True)
 
 

@@ -14,7 +14,7 @@ class PersonDetector:
     backend: a poselive.backends Backend running the body-det network. input_size: the letterbox side in px
     (larger finds smaller people, costs more)."""
 
-    def __init__(self, backend, input_size: int = 256, threshold: float = 0.3, max_people: int = 30):
+    def __init__(self, backend, input_size: int = 256, threshold: float = 0.2, max_people: int = 30):
         self.backend = backend
         self.input_size = input_size
         self.threshold = threshold

@@ -112,7 +112,7 @@ class PoseEstimator:
     detection (larger finds smaller people)."""
 
     def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
-                 detector: str | os.PathLike = "body-det", det_size: int = 256, det_threshold: float = 0.3):
+                 detector: str | os.PathLike = "body-det", det_size: int = 256, det_threshold: float = 0.2):
         self.keypoints = KeypointModel(model, device, expect_schema="coco17")
         self._detector_spec = (detector, device, det_size, det_threshold)
         self._detector = None
@@ -133,23 +133,16 @@ class PoseEstimator:
 
     def __call__(self, image: np.ndarray, boxes=None) -> list[Person]:
         image = check_image(image)
-        if boxes is None:
-            det = self.detect(image)
-            boxes_xywh, box_scores = det[:, :4], det[:, 4]
-        else:
-            boxes_xywh = np.asarray(boxes, np.float64).reshape(-1, 4)
-            box_scores = np.ones(len(boxes_xywh))
-        return self.estimate(image, boxes_xywh, box_scores)
+        boxes_xywh = self.detect(image)[:, :4] if boxes is None else np.asarray(boxes, np.float64).reshape(-1, 4)
+        return self.estimate(image, boxes_xywh)
 
-    def estimate(self, image: np.ndarray, boxes_xywh: np.ndarray, box_scores: np.ndarray | None = None
-                 ) -> list[Person]:
-        """One Person per box, in order."""
-        if box_scores is None:
-            box_scores = np.ones(len(boxes_xywh))
+    def estimate(self, image: np.ndarray, boxes_xywh: np.ndarray) -> list[Person]:
+        """One Person per box, in order. Person.score is the mean score of its confident joints (the detector's
+        own confidence only decides whether a box is looked at)."""
         mats = self.keypoints.crop_matrices(boxes_xywh)
         kps, hms = self.keypoints.run_crops(image, mats)
         self.last_heatmaps = [CropHeatmaps(hms[i], image_to_heatmap_matrix(m, self.keypoints.codec.stride)) for i, m in enumerate(mats)]
         people = []
         for i, b in enumerate(boxes_xywh):
-            people.append(Person(kps[i], tuple(float(v) for v in b), person_score(kps[i]) * float(box_scores[i])))
+            people.append(Person(kps[i], tuple(float(v) for v in b), person_score(kps[i])))
         return people

@@ -37,11 +37,18 @@ def frame_json(index: int, time_s: float, people: list[Person], faces: list[Face
     return d
 
 
+def unfinished_paths(path: str | os.PathLike) -> list[Path]:
+    """The temporary names a writer of `path` uses until it finishes (JSONL: .NAME.part; MP4: .STEM.part.mp4,
+    since the container is chosen from the extension)."""
+    path = Path(path)
+    return [path.with_name(f".{path.name}.part"), path.with_name(f".{path.stem}.part{path.suffix or '.mp4'}")]
+
+
 class _AtomicFile:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.part")
+        self.tmp = unfinished_paths(self.path)[0]
 
     def finish(self) -> None:
         """Move the temporary file into place."""
@@ -84,8 +91,7 @@ class VideoWriter(_AtomicFile):
     def write(self, image: np.ndarray) -> None:
         if self._w is None:
             h, w = image.shape[:2]
-            # The container is chosen from the extension; keep .mp4 at the end of the temporary name.
-            self.tmp = self.path.with_name(f".{self.path.stem}.part{self.path.suffix or '.mp4'}")
+            self.tmp = unfinished_paths(self.path)[1]
             self._w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._w.isOpened():
                 raise PoseliveError(f"cannot write video {self.path}: OpenCV has no mp4v encoder here")

@@ -84,10 +84,10 @@ class Pipeline:
         if self.face_stage is not None:
             self.face_stage.reset()
 
-    def _boxes(self, image: np.ndarray, index: int, timer: _Timer) -> tuple[np.ndarray, np.ndarray, bool]:
+    def _boxes(self, image: np.ndarray, index: int, timer: _Timer) -> tuple[np.ndarray, bool]:
+        """Crop boxes for this frame: where tracked people are expected, plus new detections."""
         tracked = self.tracker.predicted_boxes(index, from_keypoints=True, padding=0.08)
         boxes = np.array(list(tracked.values()), np.float64).reshape(-1, 4)
-        scores = np.ones(len(boxes))
         detect = len(boxes) == 0 or index - self._last_detect >= self.config.detect_every
         if detect:
             with timer.stage("detect"):
@@ -97,13 +97,12 @@ class Pipeline:
                 # Keep tracked crops (they follow the body closely); add detections that are nobody's yet.
                 new = det if len(boxes) == 0 else det[box_iou(det[:, :4], boxes).max(1) < 0.3]
                 boxes = np.concatenate([boxes, new[:, :4]])
-                scores = np.concatenate([scores, new[:, 4]])
-        return boxes, scores, detect
+        return boxes, detect
 
     def __call__(self, frame: Frame) -> FrameResult:
         timer = _Timer()
         image = check_image(frame.image)
-        boxes, box_scores, detected = self._boxes(image, frame.index, timer)
+        boxes, detected = self._boxes(image, frame.index, timer)
         km = self.estimator.keypoints
         with timer.stage("preprocess"):
             mats = km.crop_matrices(boxes)
@@ -117,7 +116,7 @@ class Pipeline:
                 s = person_score(kps[i])
                 if s < self.config.min_person_score:
                     continue
-                people.append(Person(kps[i], _keypoint_box(kps[i], boxes[i]), s * min(1.0, float(box_scores[i]))))
+                people.append(Person(kps[i], _keypoint_box(kps[i], boxes[i]), s))
                 keep.append(i)
             people, keep = _drop_duplicates(people, keep, self.config.duplicate_iou)
         with timer.stage("track"):

@@ -213,6 +213,17 @@ def train(task, config_name: str, out_dir: Path, minutes: float | None = None, m
         save_checkpoint(path, model, extra)
         model.to(device)
 
+    def validate(step: int, best: float) -> float:
+        v = task.validate(model.cpu())
+        model.to(device)
+        figures["val"] = v
+        log.info("step %d  loss %.4f  %s %.4f  lr %.2e  %.1f steps/min", step, figures["loss"], task.metric_name, v,
+                 lr_at(step, tc), (step - start_step) / max((time.time() - t0) / 60, 1e-9))
+        if v > best:
+            save(best_path, step=step, val_metric=v)
+            return v
+        return best
+
     t0 = last_ckpt = time.time()
     figures = {"step": step, "loss": float("nan"), "val": best}
     bar = None
@@ -243,17 +254,12 @@ def train(task, config_name: str, out_dir: Path, minutes: float | None = None, m
             bar.update(1)
             bar.set_postfix(loss=f"{ema_loss:.3f}", val=f"{best:.3f}", lr=f"{lr:.1e}", refresh=False)
         if task.val_cache is not None and step % tc.val_every == 0:
-            v = task.validate(model.cpu())
-            model.to(device)
-            figures["val"] = v
-            log.info("step %d  loss %.4f  %s %.4f  lr %.2e  %.1f steps/min", step, ema_loss, task.metric_name, v,
-                     lr, (step - start_step) / max((time.time() - t0) / 60, 1e-9))
-            if v > best:
-                best = v
-                save(best_path, step=step, val_metric=v)
+            best = validate(step, best)
         if time.time() - last_ckpt > tc.checkpoint_minutes * 60:
             save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best)
             last_ckpt = time.time()
+    if task.val_cache is not None and step % tc.val_every != 0 and step > start_step:
+        best = validate(step, best)  # a chunk's last weights are validated too, so none go unjudged
     save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best)
     if bar is not None:
         bar.close()

@@ -59,7 +59,7 @@ def train_command(args) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logging.getLogger("poselive").addHandler(handler)
     task = make_task(args.config, args.data)
-    tc = TrainConfig(batch=args.batch, lr=args.lr)
+    tc = TrainConfig(batch=args.batch, lr=args.lr, total_steps=args.total_steps)
     figures = train(task, args.config, out, minutes=args.minutes, max_steps=args.steps, tc=tc,
                     resume=not args.no_resume, device=device, progress=True)
     print(f"{args.config}: step {figures['step']}, loss {figures['loss']:.4f}, {task.metric_name} "
