@@ -93,13 +93,14 @@ def person_score(kps: np.ndarray, min_score: float = 0.2) -> float:
     return float(good.mean()) if good.size else 0.0
 
 
-def box_from_keypoints(kps: np.ndarray, min_score: float = 0.2, margin: float = 0.15):
-    """Tight box (x, y, w, h) around confident keypoints, grown by `margin` per side; None if < 3 points."""
+def box_from_keypoints(kps: np.ndarray, min_score: float = 0.2, margin: float = 0.15, min_size: float = 4.0):
+    """Tight box (x, y, w, h) around confident keypoints (each side at least `min_size` px), grown by `margin`
+    x its size per side; None if fewer than 3 keypoints score >= min_score."""
     pts = kps[kps[:, 2] >= min_score, :2]
     if len(pts) < 3:
         return None
     lo, hi = pts.min(0), pts.max(0)
-    wh = np.maximum(hi - lo, 4.0)
+    wh = np.maximum(hi - lo, min_size)
     lo, wh = lo - margin * wh, wh * (1 + 2 * margin)
     return (float(lo[0]), float(lo[1]), float(wh[0]), float(wh[1]))
 

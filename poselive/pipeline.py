@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from poselive.boxes import box_iou, nms
-from poselive.estimator import CropHeatmaps, PoseEstimator, check_image, person_score
+from poselive.estimator import CropHeatmaps, PoseEstimator, box_from_keypoints, check_image, person_score
 from poselive.codec import image_to_heatmap_matrix
 from poselive.filters import PoseSmoother, SmootherConfig
 from poselive.records import Face, Frame, Person, StageTimes
@@ -118,7 +118,9 @@ class Pipeline:
                 s = person_score(kps[i])
                 if s < self.config.min_person_score:
                     continue
-                people.append(Person(kps[i], _keypoint_box(kps[i], boxes[i]), s))
+                # The person's box: around its confident joints, else the crop box it came from.
+                box = box_from_keypoints(kps[i], margin=0.1, min_size=2.0) or tuple(float(v) for v in boxes[i])
+                people.append(Person(kps[i], box, s))
                 keep.append(i)
             people, keep = _drop_duplicates(people, keep, self.config.duplicate_iou)
         with timer.stage("track"):
@@ -139,17 +141,6 @@ class Pipeline:
         if self.config.keep_heatmaps:
             heatmaps = [CropHeatmaps(hms[i], image_to_heatmap_matrix(mats[i], km.codec.stride)) for i in keep]
         return FrameResult(frame, people, faces, StageTimes(timer.ms), heatmaps, detected)
-
-
-def _keypoint_box(kps: np.ndarray, crop_box: np.ndarray, min_score: float = 0.2) -> tuple[float, ...]:
-    """The person's box: around its confident keypoints (grown a little), else the crop box it came from."""
-    pts = kps[kps[:, 2] >= min_score, :2]
-    if len(pts) < 3:
-        return tuple(float(v) for v in crop_box)
-    lo, hi = pts.min(0), pts.max(0)
-    wh = np.maximum(hi - lo, 2.0)
-    lo = lo - 0.1 * wh
-    return (float(lo[0]), float(lo[1]), float(wh[0] * 1.2), float(wh[1] * 1.2))
 
 
 def _drop_duplicates(people: list[Person], keep: list[int], iou: float) -> tuple[list[Person], list[int]]:

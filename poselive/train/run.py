@@ -72,12 +72,12 @@ def ship(config_name: str, run_dir: Path, models: Path) -> list[Path]:
     `<name>.onnx` beside it (exported from those very weights), and the latest training state as
     `checkpoints/<name>-last.pt` so a later session on a fresh machine resumes instead of restarting."""
     from poselive.backends import export_onnx, file_sha256
-    from poselive.checkpoint import load_model, save_checkpoint
+    from poselive.checkpoint import load_model, read_checkpoint, save_checkpoint
     best, last = run_dir / "best.pt", run_dir / "last.pt"
     if not best.exists():
         raise PoseliveError(f"{best} does not exist: nothing validated yet to ship")
     model = load_model(best)
-    blob_step = torch.load(best, map_location="cpu", weights_only=True).get("step")
+    blob_step = read_checkpoint(best).get("step")
     out = models / f"{config_name}.pt"
     save_checkpoint(out, model, {"step": blob_step}, half=True)
     # The ONNX twin is exported from the float16-rounded weights the .pt holds, so both give the same output.
