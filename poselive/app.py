@@ -15,6 +15,7 @@ import numpy as np
 
 from poselive.errors import PoseliveError
 from poselive.pipeline import FrameResult, Pipeline, PipelineConfig
+from poselive.records import StageTimes
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +97,10 @@ def render_live(live: LiveResult, heatmaps: bool = False, hud: bool = True) -> n
     draw_people(img, r.people)
     if r.faces:
         draw_faces(img, r.faces)
-    r.times.ms["render"] = (time.perf_counter() - t) * 1000.0
     if hud:
-        draw_hud(img, fps=live.fps, times=r.times, dropped=live.dropped, latency_ms=live.latency_ms,
+        # The HUD shows render time as a stage too, in a copy: the result itself stays as the pipeline made it.
+        times = StageTimes({**r.times.ms, "render": (time.perf_counter() - t) * 1000.0})
+        draw_hud(img, fps=live.fps, times=times, dropped=live.dropped, latency_ms=live.latency_ms,
                  status=live.status or None)
     return img
 

@@ -97,7 +97,9 @@ class TrackWorker:
         self.error = ""
         t0 = time.perf_counter()
         try:
-            self.pipeline = make_pipeline(device)
+            # Each actor reserves one CPU, so its ONNX Runtime gets one thread: with one thread per core in every
+            # worker, n workers would run n x cores threads and thrash.
+            self.pipeline = make_pipeline(device, threads=1)
         except PoseliveError as e:  # told to the driver by ready(), in words, rather than as a dead actor
             self.error = str(e)
         self.load_s = time.perf_counter() - t0

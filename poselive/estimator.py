@@ -44,10 +44,11 @@ def check_image(image: np.ndarray) -> np.ndarray:
 class KeypointModel:
     """One top-down keypoint network behind a backend: crops (boxes) of an image -> keypoints in image px."""
 
-    def __init__(self, model: str | os.PathLike, device: str = "auto", expect_schema: str | None = None):
+    def __init__(self, model: str | os.PathLike, device: str = "auto", expect_schema: str | None = None,
+                 threads: int | None = None):
         from poselive.backends import make_backend
         path = resolve_weights(model)
-        self.backend = make_backend(path, device)
+        self.backend = make_backend(path, device, threads=threads)
         self.cfg = self.backend.config
         if expect_schema and self.cfg.schema != expect_schema:
             raise WeightsError(f"{path} predicts {self.cfg.schema} keypoints, not {expect_schema}")
@@ -110,12 +111,14 @@ class PoseEstimator:
 
     model: name of shipped weights ("body-lite") or a .pt path; detector: the person detector's weights
     ("body-det"), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
-    detection (larger finds smaller people)."""
+    detection (larger finds smaller people); threads: ONNX Runtime threads per network (None: one per core;
+    1 where several processes share the cores, as Ray workers do)."""
 
     def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
-                 detector: str | os.PathLike = "body-det", det_size: int = 256, det_threshold: float = 0.2):
-        self.keypoints = KeypointModel(model, device, expect_schema="coco17")
-        self._detector_spec = (detector, device, det_size, det_threshold)
+                 detector: str | os.PathLike = "body-det", det_size: int = 256, det_threshold: float = 0.2,
+                 threads: int | None = None):
+        self.keypoints = KeypointModel(model, device, expect_schema="coco17", threads=threads)
+        self._detector_spec = (detector, device, det_size, det_threshold, threads)
         self._detector = None
         self.last_heatmaps: list[CropHeatmaps] = []
 
@@ -124,8 +127,9 @@ class PoseEstimator:
         if self._detector is None:  # loaded on first use: box-driven callers never pay for it
             from poselive.backends import make_backend
             from poselive.detector import PersonDetector
-            weights, device, size, thr = self._detector_spec
-            self._detector = PersonDetector(make_backend(resolve_weights(weights), device), size, thr)
+            weights, device, size, thr, threads = self._detector_spec
+            backend = make_backend(resolve_weights(weights), device, threads=threads)
+            self._detector = PersonDetector(backend, size, thr)
         return self._detector
 
     def detect(self, image: np.ndarray) -> np.ndarray:

@@ -79,6 +79,18 @@ class Pipeline:
         self.face_stage = face_stage
         self._last_detect = -10**9
 
+    def reconfigure(self, config: PipelineConfig) -> None:
+        """New settings from the next frame on (call between frames, from the thread that runs the pipeline).
+        A new smoother starts fresh (its first sample per track passes through, so the change shows no jump);
+        a new tracker setting starts a new tracker (ids begin again)."""
+        if config.smoother != self.config.smoother:
+            self.smoother = PoseSmoother(config.smoother)
+            if getattr(self.face_stage, "smoother", None) is not None:
+                self.face_stage.smoother = PoseSmoother(config.smoother)
+        if config.tracker != self.config.tracker:
+            self.tracker = Tracker(config.tracker)
+        self.config = config
+
     def reset(self) -> None:
         self.tracker.reset()
         self.smoother.reset()

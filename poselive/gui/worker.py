@@ -25,7 +25,7 @@ from PyQt5.QtGui import QImage
 
 from poselive.app import FpsMeter, LiveResult, build_pipeline, render_live
 from poselive.errors import PoseliveError
-from poselive.filters import PoseSmoother, SmootherConfig
+from poselive.filters import SmootherConfig
 from poselive.gui.view import bgr_to_qimage
 from poselive.pipeline import FrameResult, Pipeline
 from poselive.records import Frame, StageTimes
@@ -346,15 +346,8 @@ class LiveWorker(QObject):
         pipe.bodies = self._want_body
         if not self._want_face:
             pipe.face_stage = None
-        cfg = dataclasses.replace(pipe.config, smoothing=self._smoothing, smoother=self._smoother,
-                                  keep_heatmaps=self._heatmaps)
-        if cfg.smoother != pipe.config.smoother:
-            # A fresh smoother: its first sample per track passes through, so the change shows no jump.
-            pipe.smoother = PoseSmoother(cfg.smoother)
-            face_stage = pipe.face_stage
-            if getattr(face_stage, "smoother", None) is not None:
-                face_stage.smoother = PoseSmoother(cfg.smoother)
-        pipe.config = cfg
+        pipe.reconfigure(dataclasses.replace(pipe.config, smoothing=self._smoothing, smoother=self._smoother,
+                                             keep_heatmaps=self._heatmaps))
 
     def _poll_background(self) -> None:
         build = self._build
@@ -487,7 +480,11 @@ class LiveWorker(QObject):
         self._last_fps = self._fps.tick()
         live = LiveResult(result, grab.dropped, (time.monotonic() - frame.capture_time) * 1000.0, self._last_fps,
                           line)
+        t_draw = time.perf_counter()
         overlay = render_live(live, heatmaps=self._heatmaps, hud=self._hud)
+        # The status bar lists drawing as a stage too: a new result with it, the pipeline's own left untouched.
+        times = StageTimes({**result.times.ms, "render": (time.perf_counter() - t_draw) * 1000.0})
+        live = dataclasses.replace(live, result=dataclasses.replace(result, times=times))
         if self._writer is not None:
             try:
                 self._writer.write(overlay)

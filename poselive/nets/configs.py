@@ -53,8 +53,10 @@ BODY_LITE = NetConfig("body-lite", "coco17", (96, 128), stacks=2, depth=3, width
                       block="bottleneck")
 BODY_FULL = NetConfig("body-full", "coco17", (192, 256), stacks=4, depth=4, width=192, stem_width=64,
                       block="bottleneck")
+# face-lite: dense residual blocks too: 0.96 s per batch of 32 against 2.1 s for the depthwise version on one
+# core, so a CPU session gets twice the steps; at 128x128 the 32x32 heatmaps keep DARK well under 1 px.
 FACE_LITE = NetConfig("face-lite", "face68", (128, 128), stacks=2, depth=3, width=64, stem_width=32,
-                      block="inverted", expansion=3)
+                      block="bottleneck")
 
 # body-det: finds people in a whole (letterboxed) frame: channel 0 is a person-centre heatmap (logits),
 # channels 1-2 the log of the box width and height in heatmap px at each centre. One stack, one more halving
