@@ -322,6 +322,40 @@ def mediapipe_section(args) -> str:
                         f"poselive = {mp['median_ms'] / ours[0]:.2f}x{note}")
 
 
+def face_section(args, repeats: int = 50) -> str:
+    """One face, end to end (crop, face-lite network, decode, head-pose fit) with ONNX Runtime, on a validation
+    face of the shared data (never trained on), with dlib's 68-point predictor on the same box when installed."""
+    import cv2
+    from poselive.face_detect import face_box_from_landmarks
+    from poselive.face_estimator import FaceEstimator
+    from poselive.train.face_data import face_records, split_of_face
+    try:
+        rec = next(r for r in face_records() if split_of_face(r) == "val")
+    except StopIteration:
+        return "Face timing: no shared face data here (set POSELIVE_DATA)"
+    image = cv2.imread(rec.image_path)
+    box = face_box_from_landmarks(rec.keypoints)
+    rows = []
+    try:
+        for fit_pose in (True, False):
+            est = FaceEstimator("face-lite", device=args.face_device, fit_pose=fit_pose)
+            med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
+            what = "landmarks + head pose" if fit_pose else "landmarks only"
+            rows.append([f"poselive face-lite ({est.landmarks.backend.name}), {what}", f"{med:.2f}", f"{p90:.2f}"])
+    except PoseliveError as e:
+        return f"Face timing: {e}"
+    try:
+        from poselive.baselines.dlib_face import DlibFace68
+        dlib_face = DlibFace68()
+        med, p90 = percentiles_ms(time_calls(lambda: dlib_face(image, [box]), repeats, 5))
+        rows.append(["dlib 68-point shape predictor (same box)", f"{med:.2f}", f"{p90:.2f}"])
+    except PoseliveError as e:
+        rows.append([f"dlib: {e}", "-", "-"])
+    h, w = image.shape[:2]
+    return format_table(["one face, given its box", "median ms", "p90 ms"], rows,
+                        f"Face {Path(rec.image_path).name} ({w}x{h}), {repeats} runs each")
+
+
 def bench_command(args) -> int:
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -344,6 +378,8 @@ def bench_command(args) -> int:
         sections.append(pipeline_section(args))
     if args.mediapipe:
         sections.append(mediapipe_section(args))
+    if args.face:
+        sections.append(face_section(args, repeats))
     if args.cluster:
         from poselive.cluster import bench_cluster
         sections.append(bench_cluster())

@@ -111,15 +111,30 @@ def _refine(xy, rvec, tvec, K, model, weights):
 
     size = float(np.ptp(xy, axis=0).max()) or 1.0
     sw = np.sqrt(weights) / size
+    sw_rows = np.repeat(sw, 2)[:, None]      # projectPoints orders rows x0, y0, x1, y1, ...
+    prior = 0.01 / 0.08                      # width prior: sigma 8 %, weighed like a 1 % residual
 
     def residuals(p):
         shape = model * np.array([math.exp(p[6]), 1.0, 1.0])
         proj, _ = cv2.projectPoints(shape, p[:3], p[3:6], K, None)
         r = (proj.reshape(-1, 2) - xy) * sw[:, None]
-        return np.r_[r.ravel(), p[6] / 0.08 * 0.01]  # width prior: sigma 8 %, weighed like a 1 % residual
+        return np.r_[r.ravel(), p[6] * prior]
+
+    def jacobian(p):
+        # projectPoints gives d(proj)/d(rvec, tvec) exactly; only the width column is a finite difference.
+        # That is 2 projections per step instead of 8, which takes the fit from ~1.6 to well under 1 ms.
+        shape = model * np.array([math.exp(p[6]), 1.0, 1.0])
+        proj, J = cv2.projectPoints(shape, p[:3], p[3:6], K, None)
+        eps = 1e-6
+        wider, _ = cv2.projectPoints(model * np.array([math.exp(p[6] + eps), 1.0, 1.0]), p[:3], p[3:6], K, None)
+        out = np.zeros((len(sw_rows) + 1, 7))
+        out[:-1, :6] = J[:, :6] * sw_rows
+        out[:-1, 6] = (wider - proj).ravel() / eps * sw_rows[:, 0]
+        out[-1, 6] = prior
+        return out
 
     p0 = np.r_[np.ravel(rvec), np.ravel(tvec), 0.0]
-    sol = least_squares(residuals, p0, loss="soft_l1", f_scale=0.02, x_scale="jac", max_nfev=50)
+    sol = least_squares(residuals, p0, jac=jacobian, loss="soft_l1", f_scale=0.02, x_scale="jac", max_nfev=50)
     return sol.x[:3].reshape(3, 1), sol.x[3:6].reshape(3, 1)
 
 
