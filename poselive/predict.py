@@ -4,7 +4,8 @@ Body (default): one result per person, `{"file_name", "image_id" (when known), "
 "keypoints": [x, y, score] * 17, "score", "bbox": [x, y, w, h]}` in image px (0-based pixel centres). People
 come from the model's own detector, or from --boxes, a json that maps file name -> [[x, y, w, h], ...] (one
 person per box) or a COCO keypoint json whose annotation boxes are used (and whose image ids are copied).
-Faces (--task face): the same with "landmarks" ([x, y, score] * 68) instead of "keypoints".
+Faces (--task face): the same with "landmarks" ([x, y, score] * 68) instead of "keypoints", and "head_pose"
+({"yaw", "pitch", "roll"} in degrees) when the face model could be fitted.
 
 An image is known by its path as given, or by its file name alone. image_id: from a COCO --boxes file, else
 the file's stem when it is a number (COCO names images 000000123456.jpg), else left out.
@@ -95,7 +96,13 @@ def _body_results(estimator, image: np.ndarray, boxes, file_name: str, image_id:
 
 def _face_results(estimator, image: np.ndarray, boxes, file_name: str, image_id: int | None) -> list[dict]:
     faces = estimator(image) if boxes is None else estimator(image, boxes=boxes)
-    return [_result(file_name, image_id, "landmarks", f.landmarks, f.score, f.bbox) for f in faces]
+    out = []
+    for f in faces:
+        r = _result(file_name, image_id, "landmarks", f.landmarks, f.score, f.bbox)
+        if f.head_pose is not None:
+            r["head_pose"] = {k: round(float(getattr(f.head_pose, k)), 2) for k in ("yaw", "pitch", "roll")}
+        out.append(r)
+    return out
 
 
 def _face_estimator(args):

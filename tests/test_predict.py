@@ -3,6 +3,7 @@ takes boxes from a json, and skips what it cannot read."""
 import json
 import logging
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,32 @@ def test_face_predict_writes_68_landmarks_per_given_box(shared_data, tmp_path):
                  "--model", str(weights), "--device", "cpu"]) == 0
     (face,) = json.loads(out.read_text())
     assert len(face["landmarks"]) == 68 * 3 and face["file_name"] == photo.name
+
+
+def test_face_predict_with_the_shipped_weights_lands_on_the_annotated_landmarks(shared_data, tmp_path):
+    """Validation faces (never trained on), boxes from their annotated landmarks as the eval uses: each face's
+    NME (inter-ocular, 300-W) stays under the 0.08 failure line, and the head pose is within 10 degrees of the
+    pose fitted to the annotated landmarks."""
+    pytest.importorskip("poselive.face_estimator", reason="no face estimator in this version")
+    import cv2
+    from poselive.face_metrics import nme
+    from poselive.headpose import fit_head_pose
+    from poselive.train.face_data import face_records, split_of_face
+    weights = shipped("face-lite")
+    faces = [r for r in face_records(shared_data) if split_of_face(r) == "val" and r.dataset == "afw"][:4]
+    if not faces:
+        pytest.skip(f"no AFW validation faces under {shared_data}/face")
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({Path(r.image_path).name: [list(r.box_xywh)] for r in faces}))
+    out = tmp_path / "faces.json"
+    assert main(["predict", *[r.image_path for r in faces], "--task", "face", "--boxes", str(boxes),
+                 "--out", str(out), "--model", str(weights)]) == 0
+    results = {r["file_name"]: r for r in json.loads(out.read_text())}
+    for r in faces:
+        got = np.array(results[Path(r.image_path).name]["landmarks"]).reshape(68, 3)
+        assert float(nme(got, r.keypoints)) < 0.08, Path(r.image_path).name
+        # The head pose agrees with the mean face fitted to the annotated landmarks.
+        pose = results[Path(r.image_path).name]["head_pose"]
+        h, w = cv2.imread(r.image_path).shape[:2]
+        truth = fit_head_pose(r.keypoints, (w, h))[0]
+        assert all(abs(pose[k] - getattr(truth, k)) < 10 for k in ("yaw", "pitch", "roll")), (pose, truth)
