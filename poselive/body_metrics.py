@@ -91,8 +91,7 @@ def oks_evaluation(gt: COCO, results: list[dict], schema: KeypointSchema = COCO1
     with contextlib.redirect_stdout(io.StringIO()):
         dt = gt.loadRes([dict(r) for r in results])  # loadRes writes into the dicts it gets
         ev = COCOeval(gt, dt, "keypoints")
-        # pycocotools keeps sigmas / 10 (its convention); the schema keeps COCO's published values.
-        ev.params.kpt_oks_sigmas = np.asarray(schema.sigmas) / 10.0
+        ev.params.kpt_oks_sigmas = np.asarray(schema.sigmas)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

@@ -102,6 +102,11 @@ class Pipeline:
         """Crop boxes for this frame: where tracked people are expected, plus new detections."""
         tracked = self.tracker.predicted_boxes(index, from_keypoints=True, padding=0.08)
         boxes = np.array(list(tracked.values()), np.float64).reshape(-1, 4)
+        if len(boxes) > 1:
+            # Tracks that converged on one body (a lost track drifting onto someone else's) need one crop, not
+            # one each: the most recently matched track's crop stands for the others.
+            fresh = np.array([-self.tracker.lost_frames(t) for t in tracked], np.float64)
+            boxes = nms(np.c_[boxes, fresh], 0.7)[:, :4]
         detect = len(boxes) == 0 or index - self._last_detect >= self.config.detect_every
         if detect:
             with timer.stage("detect"):

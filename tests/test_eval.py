@@ -119,7 +119,7 @@ def one_point_case(d: float, area: float = 10000.0):
 def test_recall_at_oks_half_follows_the_oks_formula(d):
     gt, results = one_point_case(d)
     # COCO's OKS: exp(-d^2 / (2 s^2 k^2)), s^2 = area, k = 2 sigma; the nose's sigma is 0.026.
-    expected_oks = math.exp(-d ** 2 / (2 * 10000.0 * (2 * COCO17.sigmas[0] / 10) ** 2))
+    expected_oks = math.exp(-d ** 2 / (2 * 10000.0 * (2 * COCO17.sigmas[0]) ** 2))
     ev = oks_evaluation(gt, results)
     assert ev.ious[(1, 1)][0, 0] == pytest.approx(expected_oks, rel=1e-6)
     s = score_body(gt, results)

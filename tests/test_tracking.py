@@ -176,3 +176,27 @@ def test_faces_are_tracked_by_box():
             assert isinstance(f, Face)
             ids[k].add(f.track_id)
     assert all(len(v) == 1 for v in ids.values()) and ids[0] != ids[1]
+
+
+def test_a_walker_missed_for_a_while_gets_the_id_back_but_a_stranger_does_not():
+    """The walker stops behind a pillar for 20 frames (the velocity says they walked on, so the predicted
+    pose no longer overlaps) and reappears where they vanished: OKS and IoU both fail, re-acquisition by
+    box centre keeps the id. Someone of a very different height there, or far away, gets a new id."""
+    def run(config: TrackerConfig, back: Person) -> tuple[int, int]:
+        tracker = Tracker(config)
+        first = None
+        for i in range(10):
+            first = tracker.update([person_at(200 + 12 * i, 300, 150)], i)[0].track_id
+        for i in range(10, 30):
+            tracker.update([], i)
+        return first, tracker.update([back], 30)[0].track_id
+
+    reappears = person_at(318, 305, 150)
+    first, again = run(TrackerConfig(max_lost=30), reappears)
+    assert again == first
+    first, again = run(TrackerConfig(max_lost=30, reacquire_distance=0), reappears)
+    assert again != first, "without re-acquisition the id is lost (the scene is hard enough to need it)"
+    first, again = run(TrackerConfig(max_lost=30), person_at(318, 305, 60))    # a child, not the walker
+    assert again != first
+    first, again = run(TrackerConfig(max_lost=30), person_at(20, 305, 150))    # across the street
+    assert again != first
