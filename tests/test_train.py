@@ -113,3 +113,29 @@ def test_training_resumes_from_its_checkpoint(fashion_b, tmp_path):
     second = train(task, "body-lite", tmp_path, max_steps=2, tc=tc, progress=False)
     assert second["step"] == 5
     assert read_checkpoint(tmp_path / "last.pt")["step"] == 5
+
+
+def test_an_interrupted_run_saves_where_it_was(fashion_b, tmp_path):
+    """Ctrl-C (or `kill`, which train_command turns into the same) mid-run: the steps done are validated and
+    saved, so the next chunk resumes from there rather than from the last periodic checkpoint."""
+    from poselive.checkpoint import read_checkpoint
+    from poselive.nets.configs import config_by_name
+    from poselive.train.loop import KeypointTask, TrainConfig, train
+
+    class InterruptedAtFourthBatch(KeypointTask):
+        calls = 0
+
+        def batch(self, rng, n):
+            InterruptedAtFourthBatch.calls += 1
+            if InterruptedAtFourthBatch.calls == 4:
+                raise KeyboardInterrupt
+            return super().batch(rng, n)
+
+    cache = build_cache(fashion_b[:6])
+    task = InterruptedAtFourthBatch(config_by_name("body-lite"), cache, cache)
+    figures = train(task, "body-lite", tmp_path, max_steps=50, tc=TrainConfig(batch=2, val_every=100),
+                    progress=False)
+    assert figures["step"] == 3
+    blob = read_checkpoint(tmp_path / "last.pt")
+    assert blob["step"] == 3 and "optimizer" in blob
+    assert (tmp_path / "best.pt").exists()  # the interrupted chunk's weights were validated

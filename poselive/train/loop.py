@@ -232,32 +232,35 @@ def train(task, config_name: str, out_dir: Path, minutes: float | None = None, m
         bar = tqdm(total=max_steps, desc=cfg.name, file=sys.stderr, mininterval=10, dynamic_ncols=True)
     ema_loss = None
     start_step = step
-    while not ((max_steps is not None and step - start_step >= max_steps)
-               or (minutes is not None and time.time() - t0 > minutes * 60)):
-        model.train()
-        lr = lr_at(step, tc)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        x, targets = task.batch(rng, tc.batch)
-        x, targets = x.to(device), tuple(t.to(device) for t in targets)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-            stacks = model.forward_stacks(x)
-        loss = task.loss(stacks, targets)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        step += 1
-        ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
-        figures.update(step=step, loss=ema_loss)
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{ema_loss:.3f}", val=f"{best:.3f}", lr=f"{lr:.1e}", refresh=False)
-        if task.val_cache is not None and step % tc.val_every == 0:
-            best = validate(step, best)
-        if time.time() - last_ckpt > tc.checkpoint_minutes * 60:
-            save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best)
-            last_ckpt = time.time()
+    try:
+        while not ((max_steps is not None and step - start_step >= max_steps)
+                   or (minutes is not None and time.time() - t0 > minutes * 60)):
+            model.train()
+            lr = lr_at(step, tc)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x, targets = task.batch(rng, tc.batch)
+            x, targets = x.to(device), tuple(t.to(device) for t in targets)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                stacks = model.forward_stacks(x)
+            loss = task.loss(stacks, targets)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            ema_loss = loss.item() if ema_loss is None else 0.98 * ema_loss + 0.02 * loss.item()
+            figures.update(step=step, loss=ema_loss)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{ema_loss:.3f}", val=f"{best:.3f}", lr=f"{lr:.1e}", refresh=False)
+            if task.val_cache is not None and step % tc.val_every == 0:
+                best = validate(step, best)
+            if time.time() - last_ckpt > tc.checkpoint_minutes * 60:
+                save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best)
+                last_ckpt = time.time()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (train_command turns it into this): save, then stop
+        log.info("interrupted at step %d", step)
     if task.val_cache is not None and step % tc.val_every != 0 and step > start_step:
         best = validate(step, best)  # a chunk's last weights are validated too, so none go unjudged
     save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best)

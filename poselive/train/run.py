@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import signal
 from pathlib import Path
 
 import torch
@@ -59,12 +60,18 @@ def train_command(args) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     logging.getLogger("poselive").addHandler(handler)
     task = make_task(args.config, args.data)
+    # `kill` (SIGTERM) stops training the way Ctrl-C does: the loop validates and saves before it exits.
+    signal.signal(signal.SIGTERM, _interrupt)
     tc = TrainConfig(batch=args.batch, lr=args.lr, total_steps=args.total_steps)
     figures = train(task, args.config, out, minutes=args.minutes, max_steps=args.steps, tc=tc,
                     resume=not args.no_resume, device=device, progress=True)
     print(f"{args.config}: step {figures['step']}, loss {figures['loss']:.4f}, {task.metric_name} "
           f"{figures['val']:.4f}; checkpoints in {out}")
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def ship(config_name: str, run_dir: Path, models: Path) -> list[Path]:
