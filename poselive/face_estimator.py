@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class FaceEstimator:
     """model: shipped weights name ("face-lite") or .pt path; device: auto, cuda, onnx, cpu; fit_pose: fit the
     3D mean face for yaw/pitch/roll (solvePnP, about 0.2 ms a face); refine_pose: then refit robustly, with
-    the landmark scores as weights and the face's width free (headpose.fit_head_pose; about 2 ms more, so off
+    the landmark scores as weights and the face's width free (headpose.fit_head_pose; about 3 ms more, so off
     by default: with it a face no longer fits the 5 ms live budget on a 2-core CPU)."""
 
     def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", fit_pose: bool = True,
