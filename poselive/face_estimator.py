@@ -95,16 +95,17 @@ class FaceStage:
 
     def boxes(self, image: np.ndarray, people: list[Person], frame_index: int) -> np.ndarray:
         boxes = [b for p in people if (b := face_box_from_body(p.keypoints)) is not None]
-        for f in self._last_faces:
-            b = face_box_from_landmarks(f.landmarks)
-            if not boxes or box_iou(np.array([b]), np.array(boxes)).max() < 0.3:
-                boxes.append(b)
+
+        def add_if_new(candidates) -> None:
+            for b in candidates:
+                if not boxes or box_iou(np.array([b]), np.array(boxes)).max() < 0.3:
+                    boxes.append(b)
+
+        add_if_new(face_box_from_landmarks(f.landmarks) for f in self._last_faces)
         if frame_index - self._last_detect >= self.detect_every:
             # Every few frames even while faces are known: someone may have stepped up to the camera.
             self._last_detect = frame_index
-            for b in self.estimator.detect(image)[:4]:
-                if not boxes or box_iou(np.array([b]), np.array(boxes)).max() < 0.3:
-                    boxes.append(b)
+            add_if_new(self.estimator.detect(image)[:4])
         return np.asarray(boxes, np.float64).reshape(-1, 4)
 
     def __call__(self, image: np.ndarray, people: list[Person], frame_index: int, time_s: float | None = None
@@ -117,7 +118,7 @@ class FaceStage:
                  if f.score >= self.min_score]
         if len(faces) > 1:
             # Two boxes (a body's head and last frame's landmarks) can land on one face: keep the surer one.
-            rows = np.array([[*face_box_from_landmarks(f.landmarks), f.score, i] for i, f in enumerate(faces)])
+            rows = np.array([[*f.bbox, f.score, i] for i, f in enumerate(faces)])
             faces = [faces[int(i)] for i in sorted(nms(rows, 0.5)[:, 5])]
         faces = self.tracker.update(faces, frame_index)
         if self.smoother is not None and time_s is not None:
