@@ -146,12 +146,11 @@ class Pipeline:
             people, keep = [people[i] for i in tracked], [keep[i] for i in tracked]
         if self.config.smoothing:
             with timer.stage("smooth"):
-                people = self.smoother(people, frame.video_time if frame.video_time else frame.capture_time)
+                people = self.smoother(people, frame.video_time)
         faces = []
         if self.face_stage is not None:
             with timer.stage("face"):
-                faces = self.face_stage(image, people, frame.index,
-                                         frame.video_time if frame.video_time else frame.capture_time)
+                faces = self.face_stage(image, people, frame.index, frame.video_time)
         if not self.bodies:
             people = []
         heatmaps = []

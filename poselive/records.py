@@ -11,11 +11,12 @@ import numpy as np
 class Frame:
     """One captured image. image: (H, W, 3) uint8 BGR; index: frame number in its source (0-based);
     capture_time: time.monotonic() seconds when it was grabbed (for latency); video_time: seconds into the
-    source (frame index / fps for files), used in outputs."""
+    source (frame index / fps for files, since opening for cameras): the clock outputs report and motion
+    filters run on. No default: frames that all said 0.0 would look to a filter like no time passing."""
     image: np.ndarray
     index: int
     capture_time: float
-    video_time: float = 0.0
+    video_time: float
 
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare by identity

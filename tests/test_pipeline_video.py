@@ -81,6 +81,30 @@ def test_pedestrians_keep_their_ids_while_visible(tracked):
     assert len(lengths) <= 3 * max(per_frame), f"{len(lengths)} ids for at most {max(per_frame)} people a frame"
 
 
+def test_smoothed_skeletons_stay_on_their_person(tracked):
+    """The reported (smoothed) keypoints must follow the body the box was measured on in that frame. A One Euro
+    filter fed a bad clock (frame 0 once ran on capture_time, later frames on video_time) froze the people
+    found in the first frame where they stood, so walkers left their skeletons behind."""
+    video, out = tracked
+    lines = read_jsonl(out / "vtest60.jsonl")
+    off = []
+    for d in lines:
+        for p in d["people"]:
+            kp = np.array(p["keypoints"])
+            good = kp[kp[:, 2] >= 0.3, :2]
+            if len(good) < 3:
+                continue
+            x, y, w, h = p["bbox"]
+            cx, cy = np.median(good, axis=0)
+            # distance of the skeleton's median point from the box, in box heights (0 inside)
+            dx = max(x - cx, 0, cx - (x + w))
+            dy = max(y - cy, 0, cy - (y + h))
+            off.append(np.hypot(dx, dy) / max(h, 1.0))
+    off = np.array(off)
+    assert len(off) > 100
+    assert np.mean(off > 0.25) < 0.02, f"{np.sum(off > 0.25)} of {len(off)} skeletons away from their box"
+
+
 def test_the_annotated_video_has_every_frame(tracked):
     import cv2
     video, out = tracked
