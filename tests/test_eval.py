@@ -268,3 +268,27 @@ def test_face_eval_says_clearly_when_there_is_no_face_estimator(monkeypatch, cap
     monkeypatch.setitem(sys.modules, "poselive.face_estimator", None)  # as in a version without faces
     assert main(["eval", "--task", "face"]) == 2
     assert "face evaluation is not available yet" in capsys.readouterr().err
+
+
+def test_eval_with_own_detections_reports_the_detectors_box_recall(shared_data, shipped_body_models, tmp_path):
+    """`poselive eval --detections` on real pelota photos: the detector's own box recall is reported beside the
+    keypoint scores, and it counts people, not boxes (a player the detector boxes is found; 0 < recall <= 1)."""
+    import json
+
+    from poselive.cli import main
+    src = shared_data / "body" / "pelota"
+    d = json.loads((src / "person_keypoints.json").read_text())
+    keep = {im["id"] for im in d["images"][:4]}
+    subset = {**d, "images": [im for im in d["images"] if im["id"] in keep],
+              "annotations": [a for a in d["annotations"] if a["image_id"] in keep]}
+    (tmp_path / "images").symlink_to(src / "images")
+    (tmp_path / "kp.json").write_text(json.dumps(subset))
+    out = tmp_path / "m.json"
+    assert main(["eval", "--detections", "--data", str(tmp_path / "kp.json"), "--device", "onnx",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    people = report["people"]
+    assert people >= 4
+    recall = report["detector_box_recall_iou50"]
+    assert recall * people == pytest.approx(round(recall * people))   # a whole number of people
+    assert 0.5 <= recall <= 1.0, f"the detector boxed {recall:.2f} of {people} pelota players"
