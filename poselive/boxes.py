@@ -4,15 +4,25 @@ from __future__ import annotations
 import numpy as np
 
 
-def box_iou(a_xywh, b_xywh) -> np.ndarray:
-    """IoU of every box in a (N, 4+) with every box in b (M, 4+) -> (N, M); extra columns (scores) ignored."""
-    a = np.asarray(a_xywh, np.float64).reshape(len(a_xywh), -1)[:, :4] if len(a_xywh) else np.zeros((0, 4))
-    b = np.asarray(b_xywh, np.float64).reshape(len(b_xywh), -1)[:, :4] if len(b_xywh) else np.zeros((0, 4))
+def _xywh(boxes) -> np.ndarray:
+    return np.asarray(boxes, np.float64).reshape(len(boxes), -1)[:, :4] if len(boxes) else np.zeros((0, 4))
+
+
+def box_intersection(a_xywh, b_xywh) -> np.ndarray:
+    """Intersection area of every box in a (N, 4+) with every box in b (M, 4+) -> (N, M); extra columns
+    (scores) ignored."""
+    a, b = _xywh(a_xywh), _xywh(b_xywh)
     ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
     bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
     iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
+    return iw * ih
+
+
+def box_iou(a_xywh, b_xywh) -> np.ndarray:
+    """IoU of every box in a (N, 4+) with every box in b (M, 4+) -> (N, M); extra columns (scores) ignored."""
+    a, b = _xywh(a_xywh), _xywh(b_xywh)
+    inter = box_intersection(a, b)
     union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 

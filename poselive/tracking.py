@@ -62,6 +62,11 @@ class TrackerConfig:
     reacquire_distance: float = 0.5
     reacquire_growth: float = 0.03
     reacquire_size_ratio: float = 1.5
+    # The box a track asks the pipeline to crop next (predicted_boxes) shrinks by at most this factor a frame.
+    # Around a close-up (a webcam's head and shoulders) only the face and shoulders are confident; a crop cut
+    # to those alone shows the network a face, which finds fewer joints still, and in two or three frames the
+    # crop had collapsed onto the head and the person was lost (the close-up clip, frames 96-99).
+    crop_shrink: float = 0.97
 
 
 class _Track:
@@ -75,6 +80,7 @@ class _Track:
         self.box_xywh = np.asarray(person.bbox, np.float64).copy()
         self.last_frame = frame_index
         self.velocity = np.zeros(2)
+        self.extent = self.box_xywh[2:].copy()  # (w, h) the crop may not shrink below (see crop_shrink)
         self.hits = 1
 
     def shift(self, frame_index: int, config: TrackerConfig) -> np.ndarray:
@@ -98,13 +104,14 @@ class _Track:
         new_kp = _points(person)
         new_box = np.asarray(person.bbox, np.float64)
         gap = max(frame_index - self.last_frame, 1)
-        observed = (box_center(new_box) - box_center(self.box_xywh)) / gap
+        observed = _displacement(self.keypoints, new_kp, self.box_xywh, new_box, config.min_keypoint_score) / gap
         a = 1.0 if self.hits == 1 else config.velocity_smoothing
         self.velocity = a * observed + (1 - a) * self.velocity
         weak = new_kp[:, 2] < config.min_keypoint_score
         kp = new_kp.copy()
         kp[weak, :2] = kp_pred[weak, :2]
         kp[weak, 2] = np.maximum(new_kp[weak, 2], kp_pred[weak, 2] * 0.8)
+        self.extent = np.maximum(new_box[2:], self.extent * config.crop_shrink ** gap)
         self.keypoints, self.box_xywh = kp, new_box.copy()
         self.last_frame = frame_index
         self.hits += 1
@@ -112,6 +119,17 @@ class _Track:
 
 def box_center(box_xywh: np.ndarray) -> np.ndarray:
     return np.array([box_xywh[0] + 0.5 * box_xywh[2], box_xywh[1] + 0.5 * box_xywh[3]])
+
+
+def _displacement(old_kp: np.ndarray, new_kp: np.ndarray, old_box: np.ndarray, new_box: np.ndarray,
+                  min_score: float) -> np.ndarray:
+    """How far a person moved (2,) px: the median shift of the joints confident in both poses, else the shift
+    of the box centre. Joints first, because a box measured around whichever joints are confident jumps when
+    they change (legs lost at the frame's edge move the centre up with nobody moving)."""
+    both = (old_kp[:, 2] >= min_score) & (new_kp[:, 2] >= min_score)
+    if both.sum() >= 3:
+        return np.median(new_kp[both, :2] - old_kp[both, :2], axis=0)
+    return box_center(new_box) - box_center(old_box)
 
 
 def keypoint_similarity(a_kpts: np.ndarray, b_kpts: np.ndarray, a_area: np.ndarray, b_area: np.ndarray,
@@ -245,7 +263,9 @@ class Tracker:
         """Box (x, y, w, h image px) where each live track is expected at `frame_index` (default: the frame
         after the last update), moved at its velocity. from_keypoints: the box around the confident predicted
         keypoints instead of the last person box (falls back to it with fewer than 2 such keypoints), grown
-        by `padding` x its size on each side. Keys are track ids."""
+        by `padding` x its size on each side. The box is then grown about its centre to the track's extent
+        (its recent size, shrinking by crop_shrink a frame), so it never collapses onto the few joints that
+        happen to be confident. Keys are track ids."""
         cfg = self.config
         frame_index = self._frame + 1 if frame_index is None else frame_index
         out = {}
@@ -260,6 +280,9 @@ class Tracker:
             if padding:
                 box = np.array([box[0] - padding * box[2], box[1] - padding * box[3],
                                 box[2] * (1 + 2 * padding), box[3] * (1 + 2 * padding)])
+            gap = max(frame_index - tr.last_frame, 0)
+            wh = np.maximum(box[2:], tr.extent * cfg.crop_shrink ** gap)
+            box = np.r_[box[:2] + 0.5 * (box[2:] - wh), wh]
             out[tr.track_id] = tuple(float(v) for v in box)
         return out
 

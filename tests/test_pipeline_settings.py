@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from poselive.app import DEMO_CLIP, render_live, stream
@@ -39,3 +40,29 @@ def test_drawing_a_result_leaves_the_pipelines_stage_times_alone(pipe):
     img = render_live(live, hud=True)
     assert img.shape == live.result.frame.image.shape
     assert live.result.times.ms == before and "render" not in before
+
+
+def _walker(x0: float, y0: float, h: float, score: float = 0.6):
+    """A standing person seen from the front, feet at y0 + h, centred on x0, all joints confident."""
+    from poselive.records import Person
+    w = 0.3 * h
+    ys = y0 + h * np.array([.05, .04, .04, .05, .05, .2, .2, .35, .35, .5, .5, .55, .55, .75, .75, .95, .95])
+    xs = x0 + w * np.array([0, .1, -.1, .2, -.2, .5, -.5, .6, -.6, .6, -.6, .3, -.3, .3, -.3, .3, -.3])
+    kp = np.c_[xs, ys, np.full(17, 0.8)].astype(np.float32)
+    return Person(kp, (x0 - 0.6 * w, y0, 1.2 * w, h), score)
+
+
+def test_duplicates_nested_in_a_body_go_but_walkers_side_by_side_stay():
+    from poselive.pipeline import PipelineConfig, _drop_duplicates
+    cfg = PipelineConfig()
+    body = _walker(100, 50, 200, score=0.6)
+    # A crop that converged on the same man's head and shoulders: a small box inside his, same joints.
+    kp = body.keypoints.copy()
+    kp[7:, 2] = 0.1
+    head = type(body)(kp + np.float32([2, 1, 0]), (70, 50, 60, 50), 0.7)
+    people, keep = _drop_duplicates([body, head], [0, 1], cfg.duplicate_iou, cfg.same_pose_oks)
+    assert keep == [1]                             # one survivor, the better scored
+    # Two small walkers a shoulder's width apart: boxes overlap, hips are close, but neither box holds the other.
+    a, b = _walker(100, 50, 90), _walker(125, 52, 90)
+    people, keep = _drop_duplicates([a, b], [0, 1], cfg.duplicate_iou, cfg.same_pose_oks)
+    assert keep == [0, 1]

@@ -43,7 +43,7 @@ def test_validation_split_is_by_image_and_never_in_training(shared_data):
 
 
 NO_COLOUR_CHANGE = AugmentConfig(occlusion_prob=0.0, blur_prob=0.0, noise_prob=0.0, gray_prob=0.0,
-                                 half_body_prob=0.0)
+                                 half_body_prob=0.0, edge_cut_prob=0.0)
 
 
 def painted_person():
@@ -78,6 +78,35 @@ def test_augmentation_keeps_labels_on_their_body_part(flip):
             # original right wrist, the blue disc.
             want = colour if not flip else 2 - colour
             assert px[want] > px[2 - want] + 40, f"label {COCO17.keypoints[idx]} on pixel {px} (flip={flip})"
+
+
+def test_a_frame_edge_cut_hides_the_body_beyond_it_and_unlabels_its_joints():
+    """The frame-edge augmentation: beyond the cut the crop is the fill inference pads outside the image with,
+    and exactly the joints there lose their labels; the rest of the crop and of the labels is untouched."""
+    from poselive.transforms import MEAN_BGR_U8
+    img, kps = painted_person()
+    cfg = AugmentConfig(**{**NO_COLOUR_CHANGE.__dict__, "flip_prob": 0.0, "edge_cut_prob": 1.0})
+    plain = AugmentConfig(**{**NO_COLOUR_CHANGE.__dict__, "flip_prob": 0.0, "edge_cut_prob": 0.0})
+    perm = COCO17.flip_permutation()
+    kps = kps.copy()
+    kps[:, 1] = np.linspace(40, 260, len(kps))  # joints spread from head to feet
+    kps[:, 0] = 100
+    cut_any = 0
+    for seed in range(30):
+        crop, k = augment_person(img, (50, 30, 100, 240), kps, (96, 128), perm, cfg, np.random.default_rng(seed))
+        ref, k_ref = augment_person(img, (50, 30, 100, 240), kps, (96, 128), perm, plain,
+                                    np.random.default_rng(seed))
+        assert np.allclose(k[:, :2], k_ref[:, :2])           # the geometry is the same draw
+        changed = np.any(crop != ref, axis=2)
+        filled = np.all(crop == MEAN_BGR_U8, axis=2)
+        assert changed.sum() > 0 and np.all(filled[changed])  # what changed is fill, and only fill
+        lost = (k_ref[:, 2] > 0) & (k[:, 2] == 0)
+        assert np.all(k[k[:, 2] > 0, 2] == k_ref[k[:, 2] > 0, 2])
+        for x, y in k_ref[lost, :2]:                          # each unlabelled joint lies in the filled part
+            xi, yi = int(np.clip(round(x), 0, 95)), int(np.clip(round(y), 0, 127))
+            assert filled[yi, xi], (x, y)
+        cut_any += lost.any()
+    assert cut_any >= 10
 
 
 def test_a_short_training_run_lowers_the_loss(fashion_b):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from poselive.transforms import CropBox, apply_matrix, box_to_crop, crop_matrix, warp_crop
+from poselive.transforms import MEAN_BGR_U8, CropBox, apply_matrix, box_to_crop, crop_matrix, warp_crop
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,7 @@ class AugmentConfig:
     shift_fraction: float = 0.08
     flip_prob: float = 0.5
     half_body_prob: float = 0.25
+    edge_cut_prob: float = 0.2
     occlusion_prob: float = 0.35
     blur_prob: float = 0.2
     noise_prob: float = 0.2
@@ -89,6 +90,28 @@ def occlude(img: np.ndarray, rng: np.random.Generator, donor: np.ndarray | None)
         img[y:y + h, x:x + w] = rng.integers(0, 256, 3, dtype=np.uint8)
 
 
+def cut_at_frame_edge(img: np.ndarray, kps: np.ndarray, rng: np.random.Generator) -> None:
+    """Make the crop end where a camera's frame would, in place: everything beyond a random line (the bottom,
+    or less often a side) becomes the fill colour inference pads outside the image with, and the joints
+    there become unlabelled. A webcam shows head and shoulders with the body cut by the frame's bottom edge;
+    COCO's truncated people too. Without this the network had only seen bodies that go on, and in a close-up
+    found the face and little else."""
+    H, W = img.shape[:2]
+    side = rng.choice(["bottom", "left", "right"], p=[0.7, 0.15, 0.15])
+    if side == "bottom":
+        y = int(H * rng.uniform(0.45, 0.9))
+        img[y:] = MEAN_BGR_U8
+        kps[kps[:, 1] > y - 0.5, 2] = 0
+    elif side == "left":
+        x = int(W * rng.uniform(0.1, 0.35))
+        img[:, :x] = MEAN_BGR_U8
+        kps[kps[:, 0] < x - 0.5, 2] = 0
+    else:
+        x = int(W * rng.uniform(0.65, 0.9))
+        img[:, x:] = MEAN_BGR_U8
+        kps[kps[:, 0] > x - 0.5, 2] = 0
+
+
 def augment_person(image: np.ndarray, box_xywh, kps: np.ndarray, input_wh, flip_perm: np.ndarray,
                    cfg: AugmentConfig, rng: np.random.Generator, donor: np.ndarray | None = None,
                    half_body: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +126,8 @@ def augment_person(image: np.ndarray, box_xywh, kps: np.ndarray, input_wh, flip_
     if crop.flip:
         k = k[flip_perm]
     out = photometric(out, cfg, rng)
+    if rng.random() < cfg.edge_cut_prob:
+        cut_at_frame_edge(out, k, rng)
     if rng.random() < cfg.occlusion_prob:
         occlude(out, rng, donor)
     return out, k

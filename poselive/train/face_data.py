@@ -49,9 +49,10 @@ FACE_SETS = (
 VAL_EVERY = {"afw": 5, "helen_train": 10}
 
 # Face augmentation: a detector's box moves less than a person box, faces rarely tilt past 30 degrees, and a
-# face has no half body.
+# face has no half body (nor a frame edge across it: the face detector boxes only whole faces).
 FACE_AUGMENT = AugmentConfig(scale_range=(0.85, 1.25), rotation_sigma_deg=15.0, rotation_prob=0.7,
-                             shift_fraction=0.05, flip_prob=0.5, half_body_prob=0.0, occlusion_prob=0.3,
+                             shift_fraction=0.05, flip_prob=0.5, half_body_prob=0.0, edge_cut_prob=0.0,
+                             occlusion_prob=0.3,
                              blur_prob=0.2, noise_prob=0.2, gray_prob=0.08)
 
 
