@@ -22,6 +22,7 @@ from poselive.checkpoint import load_model
 from poselive.errors import PoseliveError
 from poselive.nets.configs import CONFIGS, NetConfig
 from poselive.nets.hourglass import StackedHourglass, count_params
+from poselive.tables import format_table
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
 from poselive.weights import models_dir
 
@@ -72,20 +73,6 @@ def time_calls(fn: Callable[[], object], repeats: int, warmup: int) -> list[floa
         fn()
         out.append(time.perf_counter() - t0)
     return out
-
-
-def format_table(headers: list[str], rows: list[list], title: str | None = None) -> str:
-    """Plain-text table: text columns left-aligned, numbers right-aligned."""
-    cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    numeric = [bool(rows) and all(isinstance(r[i], (int, float)) for r in rows) for i in range(len(headers))]
-
-    def line(values):
-        return "  ".join(v.rjust(wd) if num else v.ljust(wd)
-                         for v, wd, num in zip(values, widths, numeric)).rstrip()
-    out = [title] if title else []
-    out += [line(headers), line(["-" * wd for wd in widths])] + [line(r) for r in cells]
-    return "\n".join(out)
 
 
 def resolve_model(spec: str) -> tuple[StackedHourglass, str]:

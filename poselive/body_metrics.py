@@ -20,6 +20,7 @@ from pycocotools.cocoeval import COCOeval
 from scipy.optimize import linear_sum_assignment
 
 from poselive.schemas import COCO17, KeypointSchema
+from poselive.tables import format_table
 
 PERSON_CATEGORY = 1
 
@@ -166,20 +167,6 @@ def score_body(gt: COCO, results: list[dict], paired: tuple[np.ndarray, np.ndarr
 
 
 # ------------------------------------------------------------------------------------------------ tables
-def format_table(headers: list[str], rows: list[list], title: str | None = None) -> str:
-    """Plain-text table: first column left-aligned, the rest right-aligned; floats with 3 decimals (format
-    others as strings first), None and NaN as '-'."""
-    cells = [[("-" if v is None or (isinstance(v, float) and math.isnan(v)) else
-               f"{v:.3f}" if isinstance(v, float) else str(v)) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-
-    def line(values):
-        return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
-    out = [title] if title else []
-    out += [line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells]
-    return "\n".join(out)
-
-
 def format_comparison(methods: dict[str, BodyScores], schema: KeypointSchema = COCO17) -> str:
     """Methods side by side: one table of the summary scores (rows = methods), then per-joint PCK@0.2
     (rows = joints, one column per method that has it)."""
@@ -188,10 +175,10 @@ def format_comparison(methods: dict[str, BodyScores], schema: KeypointSchema = C
         px = None if s.mean_error_px is None or math.isnan(s.mean_error_px) else f"{s.mean_error_px:.1f}"
         rows.append([name, s.ap, s.ap50, s.ar, s.recall_oks50, s.pck, px, s.people, s.predictions])
     text = format_table(["method", "AP", "AP50", "AR", "recall@OKS.5", "PCK@0.2", "mean err px", "people",
-                         "preds"], rows)
+                         "preds"], rows, decimals=3)
     with_joints = {n: s for n, s in methods.items() if s.pck_per_joint is not None}
     if with_joints:
         joint_rows = [[j] + [s.pck_per_joint[k] for s in with_joints.values()]
                       for k, j in enumerate(schema.keypoints)]
-        text += "\n\n" + format_table(["PCK@0.2 per joint"] + list(with_joints), joint_rows)
+        text += "\n\n" + format_table(["PCK@0.2 per joint"] + list(with_joints), joint_rows, decimals=3)
     return text

@@ -291,7 +291,7 @@ def bench_cluster(source: str | os.PathLike | None = None, clips: int = 6, frame
     import tempfile
 
     from poselive.batch import summary_table, track_videos
-    from poselive.bench import format_table
+    from poselive.tables import format_table
 
     ray = import_ray()
     with tempfile.TemporaryDirectory(prefix="poselive-bench-cluster-") as tmp:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from poselive.schemas import FACE68_OUTER_EYE_CORNERS
+from poselive.tables import format_table
 
 FAILURE_NME = 0.08
 
@@ -72,12 +73,8 @@ def scores_table(results: dict[str, np.ndarray], threshold: float = FAILURE_NME)
     rows = []
     for name, nmes in results.items():
         s = FaceScores.of(nmes, threshold)
-        rows.append((name, str(s.faces), f"{100 * s.nme:.2f}", f"{100 * s.failure_rate:.1f}", f"{s.auc:.3f}"))
-    widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head))]
-
-    def line(r):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    return "\n".join([line(head), "  ".join("-" * w for w in widths), *map(line, rows)])
+        rows.append([name, s.faces, f"{100 * s.nme:.2f}", f"{100 * s.failure_rate:.1f}", f"{s.auc:.3f}"])
+    return format_table(list(head), rows)
 
 
 # A colour-blind-safe palette (Okabe-Ito), BGR.

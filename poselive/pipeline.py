@@ -112,7 +112,8 @@ class Pipeline:
         if len(boxes) > 1:
             # Tracks that converged on one body (a lost track drifting onto someone else's) need one crop, not
             # one each: the most recently matched track's crop stands for the others.
-            fresh = np.array([-self.tracker.lost_frames(t) for t in tracked], np.float64)
+            lost = self.tracker.lost_frames()
+            fresh = np.array([-lost[t] for t in tracked], np.float64)
             boxes = nms(np.c_[boxes, fresh], 0.7)[:, :4]
         detect = len(boxes) == 0 or index - self._last_detect >= self.config.detect_every
         if detect:

@@ -291,9 +291,6 @@ class Tracker:
         """Ids of the live tracks (matched within the last max_lost frames)."""
         return [tr.track_id for tr in self._tracks]
 
-    def lost_frames(self, track_id: int) -> int:
-        """Frames since the track was last matched (0: matched in the latest update)."""
-        for tr in self._tracks:
-            if tr.track_id == track_id:
-                return self._frame - tr.last_frame
-        raise KeyError(track_id)
+    def lost_frames(self) -> dict[int, int]:
+        """Frames since each live track was last matched (0: matched in the latest update), by track id."""
+        return {tr.track_id: self._frame - tr.last_frame for tr in self._tracks}

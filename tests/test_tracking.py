@@ -85,7 +85,7 @@ def test_id_kept_through_missing_frames_and_renewed_after_max_lost():
         assert tracker.update([walk(i)], i)[0].track_id == first
     for i in range(10, 15):                 # gone for 5 frames: within max_lost
         assert tracker.update([], i) == []
-    assert tracker.lost_frames(first) == 5
+    assert tracker.lost_frames()[first] == 5
     assert tracker.update([walk(15)], 15)[0].track_id == first
     for i in range(16, 22):                 # gone for 6 frames: more than max_lost
         tracker.update([], i)

@@ -19,10 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from poselive.body_metrics import (BodyScores, coco_ground_truth, format_comparison, format_table, keypoint_result,
+from poselive.body_metrics import (BodyScores, coco_ground_truth, format_comparison, keypoint_result,
                                    pck, score_body)
 from poselive.boxes import box_iou
 from poselive.errors import PoseliveError
+from poselive.tables import format_table
 from poselive.train.coco_data import HAND_SETS, data_root, read_coco, split_of
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, warp_crop
 
@@ -242,7 +243,8 @@ def eval_body(args) -> int:
     people_per_set = {s: sum(1 for d in next(iter(runs.values())).datasets if d == s) for s in set_names}
     print()
     print(format_table(["PCK@0.2 per set"] + list(by_set),
-                       [[f"{s} ({people_per_set[s]})"] + [by_set[m].get(s) for m in by_set] for s in set_names]))
+                       [[f"{s} ({people_per_set[s]})"] + [by_set[m].get(s) for m in by_set] for s in set_names],
+                       decimals=3))
     if args.out:
         report = {"task": "body", "model": str(model), "data": args.data or "validation split",
                   "images": len(evalset.image_paths), "people": n_people,
