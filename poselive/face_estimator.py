@@ -66,9 +66,9 @@ class FaceEstimator:
 
 class FaceStage:
     """Faces in a video, frame after frame: boxes from each body's head keypoints, then from the previous
-    frame's landmarks for faces whose body was not found, then (every `detect_every` frames while no face is
-    known, e.g. a close-up where no body is visible) from the Haar detector. Tracked ids and One Euro
-    smoothing as for bodies."""
+    frame's landmarks for faces whose body was not found, then (every `detect_every` frames, for a face that
+    has just come into view or a close-up where no body is found) from the Haar detector. A face must be met
+    by a head or Haar box every `confirm_within` frames. Tracked ids and One Euro smoothing as for bodies."""
 
     # min_score: the mean landmark score a face needs. Measured on 60 validation photos: a crop framed on the
     # face scores 0.75 or more (5th percentile), a same-size crop beside it 0.49 (median) to 0.63 (95th
@@ -77,14 +77,20 @@ class FaceStage:
     # and on the close-up clip the faces multiplied to dozens within seconds; 0.5 plus one face per place
     # (the NMS below) keeps the real ones and lets a background patch through only now and then.
     def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", detect_every: int = 10,
-                 min_score: float = 0.5, smoothing: bool = True):
+                 min_score: float = 0.5, smoothing: bool = True, confirm_within: int = 30):
+        """confirm_within: frames a face may be carried by its own landmarks alone. Face-lite has only ever seen
+        faces, so it draws one on whatever it is shown: crops a face's width beside real faces scored >= 0.5
+        in 58% of 320 tries (validation photos). A face kept alive by last frame's landmarks alone could
+        therefore sit on hair or a hand for good; it must be met again by a body's head or a Haar box."""
         self.estimator = FaceEstimator(model, device)
         self.detect_every = detect_every
         self.min_score = min_score
+        self.confirm_within = confirm_within
         self.tracker = Tracker(TrackerConfig(), schema=FACE68)
         self.smoother = PoseSmoother(SmootherConfig()) if smoothing else None
         self._last_faces: list[Face] = []
         self._last_detect = -10**9
+        self._confirmed: dict[int, int] = {}  # track id -> last frame a body's head or Haar box met it
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -92,9 +98,17 @@ class FaceStage:
             self.smoother.reset()
         self._last_faces = []
         self._last_detect = -10**9
+        self._confirmed = {}
 
-    def boxes(self, image: np.ndarray, people: list[Person], frame_index: int) -> np.ndarray:
-        boxes = [b for p in people if (b := face_box_from_body(p.keypoints)) is not None]
+    def boxes(self, image: np.ndarray, people: list[Person], frame_index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(boxes to look at, the independent ones among them: from bodies' heads and the Haar detector)."""
+        heads = [b for p in people if (b := face_box_from_body(p.keypoints)) is not None]
+        haar = []
+        if frame_index - self._last_detect >= self.detect_every:
+            # Every few frames even while faces are known: someone may have stepped up to the camera.
+            self._last_detect = frame_index
+            haar = list(self.estimator.detect(image)[:4])
+        boxes = list(heads)
 
         def add_if_new(candidates) -> None:
             for b in candidates:
@@ -102,15 +116,13 @@ class FaceStage:
                     boxes.append(b)
 
         add_if_new(face_box_from_landmarks(f.landmarks) for f in self._last_faces)
-        if frame_index - self._last_detect >= self.detect_every:
-            # Every few frames even while faces are known: someone may have stepped up to the camera.
-            self._last_detect = frame_index
-            add_if_new(self.estimator.detect(image)[:4])
-        return np.asarray(boxes, np.float64).reshape(-1, 4)
+        add_if_new(haar)
+        return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(heads + haar, np.float64).reshape(-1, 4)
 
     def __call__(self, image: np.ndarray, people: list[Person], frame_index: int, time_s: float | None = None
                  ) -> list[Face]:
-        faces = self.estimator.estimate(image, self.boxes(image, people, frame_index))
+        boxes, independent = self.boxes(image, people, frame_index)
+        faces = self.estimator.estimate(image, boxes)
         # In video a face is where its landmarks are: the box it was cut from (a body's head, last frame's
         # landmarks, a Haar box) differs in size from frame to frame, and tracking by it broke the id whenever
         # the source of the box changed.
@@ -121,7 +133,22 @@ class FaceStage:
             rows = np.array([[*f.bbox, f.score, i] for i, f in enumerate(faces)])
             faces = [faces[int(i)] for i in sorted(nms(rows, 0.5)[:, 5])]
         faces = self.tracker.update(faces, frame_index)
+        faces = self._confirmed_only(faces, independent, frame_index)
         if self.smoother is not None and time_s is not None:
             faces = self.smoother(faces, time_s)
         self._last_faces = faces
         return faces
+
+    def _confirmed_only(self, faces: list[Face], independent: np.ndarray, frame_index: int) -> list[Face]:
+        """Drop faces no body's head or Haar box has met within confirm_within frames (see __init__)."""
+        met = (box_iou(np.array([f.bbox for f in faces]), independent).max(1) > 0.3
+               if faces and len(independent) else np.zeros(len(faces), bool))
+        kept = []
+        for face, ok in zip(faces, met):
+            if ok or face.track_id not in self._confirmed:
+                self._confirmed[face.track_id] = frame_index
+            if frame_index - self._confirmed[face.track_id] <= self.confirm_within:
+                kept.append(face)
+        live = {f.track_id for f in faces}
+        self._confirmed = {t: f for t, f in self._confirmed.items() if t in live or frame_index - f <= self.confirm_within}
+        return kept

@@ -123,6 +123,35 @@ def test_face_task_trains_and_validates_by_nme(sample_cache, tmp_path):
     assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
 
 
+def test_negative_crops_stay_clear_of_faces_and_teach_empty_heatmaps(sample_cache):
+    """Negatives are cut around the faces (hair, necks, background) clear of the face box, and their target is
+    every heatmap empty at full weight, so the network learns to score a non-face low."""
+    from poselive.nets.configs import config_by_name
+    from poselive.train.face_data import FaceTask, Negatives
+    from poselive.transforms import MEAN_BGR_U8
+    _, cache = sample_cache
+    neg = Negatives.from_faces(cache)
+    rng = np.random.default_rng(0)
+    found = 0
+    for j in range(len(neg)):
+        box = neg.sample_box(rng, j)
+        if box is None:
+            continue
+        found += 1
+        x, y, w, h = box
+        fx, fy, fw, fh = cache.boxes[j]
+        inter = max(0, min(x + w, fx + fw) - max(x, fx)) * max(0, min(y + h, fy + fh) - max(y, fy))
+        assert inter <= 0.2 * w * h
+        patch = cache.images[j, int(y):int(y + h), int(x):int(x + w)]
+        assert np.all(patch == MEAN_BGR_U8, axis=-1).mean() < 0.5   # mostly photo, not cache padding
+    assert found >= 0.8 * len(neg)
+    task = FaceTask(config_by_name("face-lite"), cache, None, negatives=(neg,), negative_prob=1.0)
+    x, (target, weight) = task.batch(rng, 8)
+    empty = target.amax((1, 2, 3)) == 0
+    assert empty.sum() >= 6                                     # a failed draw falls back to a real face
+    assert bool((weight[empty] == 1).all())
+
+
 def test_shipped_constants_are_what_the_training_faces_give(records):
     """MEAN_FACE_MM and the body face-box constants say they were fitted on the 300-W training faces: refit."""
     from poselive import face_detect

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,10 @@ from poselive.face_metrics import auc, nme
 from poselive.nets.configs import config_by_name
 from poselive.pts import read_pts
 from poselive.schemas import FACE68
-from poselive.train.augment import AugmentConfig
+from poselive.train.augment import AugmentConfig, augment_person
 from poselive.train.coco_data import CropCache, PersonRecord, build_cache, data_root
 from poselive.train.loop import KeypointTask, predict_cache
+from poselive.transforms import MEAN_BGR_U8
 
 log = logging.getLogger(__name__)
 
@@ -133,24 +135,103 @@ def predict_records(predict, records: list[FaceRecord]) -> np.ndarray:
     return np.stack(out)
 
 
+@dataclass(frozen=True)
+class Negatives:
+    """Crops with no face in them, for FaceTask: square cache images (M, S, S, 3) uint8 BGR and, per image,
+    the boxes (M, N, 4) xywh cache px, NaN-padded, a negative crop must stay clear of (faces, heads)."""
+    images: np.ndarray
+    avoid: np.ndarray
+
+    @staticmethod
+    def from_faces(cache: CropCache) -> "Negatives":
+        """Around the faces of the face cache: hair, ears, necks, collars, background."""
+        return Negatives(cache.images, cache.boxes[:, None, :].astype(np.float64))
+
+    @staticmethod
+    def from_bodies(cache: CropCache) -> "Negatives":
+        """Inside person crops (hands, arms, clothes, other backgrounds), clear of every labelled head; images
+        with no labelled head joint are left out (the face may be there, unlabelled)."""
+        head = cache.keypoints[:, :5]                                    # COCO-17: nose, eyes, ears
+        seen = head[:, :, 2] > 0
+        keep = seen.any(1)
+        xy = np.where(seen[..., None], head[:, :, :2], np.nan)[keep]
+        lo, hi = np.nanmin(xy, 1), np.nanmax(xy, 1)
+        # A head is about twice as tall as its eye-to-ear spread is wide; pad generously so no chin or forehead
+        # is called a non-face.
+        c, half = (lo + hi) / 2, np.maximum((hi - lo).max(1, keepdims=True), 0.06 * cache.images.shape[1]) * 1.5
+        boxes = np.c_[c - half, 2 * half, 2 * half].astype(np.float64)
+        return Negatives(cache.images[keep], boxes[:, None, :])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sample_box(self, rng: np.random.Generator, j: int) -> tuple[float, float, float, float] | None:
+        """A random square box in image j overlapping no avoided box by more than a fifth of its own area, and
+        mostly photo (None after 8 tries)."""
+        S = self.images.shape[1]
+        for _ in range(8):
+            side = S * rng.uniform(0.15, 0.45)
+            x, y = rng.uniform(0, S - side, 2)
+            ax, ay, aw, ah = self.avoid[j].T
+            ix = np.clip(np.minimum(x + side, ax + aw) - np.maximum(x, ax), 0, None)
+            iy = np.clip(np.minimum(y + side, ay + ah) - np.maximum(y, ay), 0, None)
+            if np.nansum(ix * iy) > 0.2 * side * side:
+                continue
+            # Caches pad beyond the photo with the mean colour: a crop mostly of that teaches nothing.
+            patch = self.images[j, int(y):int(y + side), int(x):int(x + side)]
+            if np.all(patch == MEAN_BGR_U8, axis=-1).mean() < 0.5:
+                return (float(x), float(y), float(side), float(side))
+        return None
+
+
 class FaceTask(KeypointTask):
     """KeypointTask for faces: FACE_AUGMENT, no half body, and validation by AUC@0.08 of the 300-W NME
-    (face_metrics), which keeps telling models apart long after PCK@0.2 of the box has saturated."""
+    (face_metrics), which keeps telling models apart long after PCK@0.2 of the box has saturated.
+
+    With `negatives`, a `negative_prob` share of samples is a crop with no face, whose target is every heatmap
+    empty at full weight. Trained on faces alone, the network drew a face on whatever it was shown (crops a
+    face's width beside real faces scored >= 0.5 in 58% of 320 tries), so its score could not tell a face
+    from a hand; the live face stage relies on that score."""
     metric_name = "val AUC@0.08 (NME)"
 
-    def __init__(self, cfg, train_cache: CropCache, val_cache: CropCache | None, aug: AugmentConfig = FACE_AUGMENT):
+    def __init__(self, cfg, train_cache: CropCache, val_cache: CropCache | None, aug: AugmentConfig = FACE_AUGMENT,
+                 negatives: tuple[Negatives, ...] = (), negative_prob: float = 0.2):
         super().__init__(cfg, train_cache, val_cache, half_body=False, aug=aug)
+        self.negatives = negatives
+        self.negative_prob = negative_prob if negatives else 0.0
+
+    def sample(self, rng: np.random.Generator, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if rng.random() < self.negative_prob:
+            neg = self.negatives[int(rng.integers(len(self.negatives)))]
+            j = int(rng.integers(len(neg)))
+            box = neg.sample_box(rng, j)
+            if box is not None:
+                k = self.cfg.num_keypoints
+                crop, _ = augment_person(neg.images[j], box, np.zeros((k, 3), np.float32), self.cfg.input_wh,
+                                         self.flip_perm, self.aug, rng, None, False)
+                w, h = self.codec.heatmap_wh
+                return crop, np.zeros((k, h, w), np.float32), np.ones(k, np.float32)
+        return super().sample(rng, i)
 
     def validate(self, model) -> float:
         pred = predict_cache(model, self.val_cache, self.codec)
         return auc(nme(pred, self.val_cache.keypoints))
 
 
-def face_task(config_name: str = "face-lite", root: Path | None = None, cache_dir: Path | None = Path("cache")
-              ) -> FaceTask:
+def face_task(config_name: str = "face-lite", root: Path | None = None, cache_dir: Path | None = Path("cache"),
+              negative_prob: float = 0.2) -> FaceTask:
     """The training task for a face config, data and caches included: `loop.train(face_task(), "face-lite",
-    Path("runs/face-lite"), minutes=...)`."""
-    return FaceTask(config_by_name(config_name), *face_caches(root, cache_dir))
+    Path("runs/face-lite"), minutes=...)`. Negatives come from around the training faces and from the body
+    training crops (coco_data's cache, about 1 GB more in memory)."""
+    from poselive.train.coco_data import body_records, split_of
+    train_cache, val_cache = face_caches(root, cache_dir)
+    negatives: tuple[Negatives, ...] = ()
+    if negative_prob > 0:
+        bodies = [r for r in body_records(data_root(str(root) if root else None)) if split_of(r) == "train"]
+        body_cache = build_cache(bodies, cache_dir / "body-train" if cache_dir else None)
+        negatives = (Negatives.from_faces(train_cache), Negatives.from_bodies(body_cache))
+    return FaceTask(config_by_name(config_name), train_cache, val_cache, negatives=negatives,
+                    negative_prob=negative_prob)
 
 
 # ------------------------------------------------------------------------------------- 3D mean face (headpose)

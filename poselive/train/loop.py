@@ -87,18 +87,23 @@ class KeypointTask:
         pass
 
     def batch(self, rng: np.random.Generator, n: int):
-        cache = self.train_cache
         crops, targets, weights = [], [], []
-        for i in rng.integers(0, len(cache), n):
-            donor = cache.images[int(rng.integers(len(cache)))]
-            crop, kps = augment_person(cache.images[i], cache.boxes[i], cache.keypoints[i], self.cfg.input_wh,
-                                       self.flip_perm, self.aug, rng, donor, self.half_body)
-            hm, w = self.codec.encode(kps)
+        for i in rng.integers(0, len(self.train_cache), n):
+            crop, hm, w = self.sample(rng, int(i))
             crops.append(crop)
             targets.append(hm)
-            weights.append(w * cache.weights[i])
+            weights.append(w)
         x = torch.from_numpy(normalize_bgr(np.stack(crops)))
         return x, (torch.from_numpy(np.stack(targets)), torch.from_numpy(np.stack(weights)))
+
+    def sample(self, rng: np.random.Generator, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Training sample `i` augmented: (crop (H, W, 3) uint8, target heatmaps (K, h, w), joint weights (K,))."""
+        cache = self.train_cache
+        donor = cache.images[int(rng.integers(len(cache)))]
+        crop, kps = augment_person(cache.images[i], cache.boxes[i], cache.keypoints[i], self.cfg.input_wh,
+                                   self.flip_perm, self.aug, rng, donor, self.half_body)
+        hm, w = self.codec.encode(kps)
+        return crop, hm, w * cache.weights[i]
 
     def loss(self, stacks: list[torch.Tensor], targets) -> torch.Tensor:
         """Joint-weighted MSE summed over joints and stacks, averaged over the batch (x100 for readable numbers)."""

@@ -34,8 +34,8 @@ def make_task(config_name: str, data: str | None, cache_dir: Path = Path("cache"
         va = [i for i in items if det_split_of(i) == "val"]
         return DetectionTask(cfg, build_det_cache(tr, cache_dir / "det-train"), build_det_cache(va, cache_dir / "det-val"))
     if cfg.schema == "face68":
-        from poselive.train import face_data
-        return face_data.FaceTask(cfg, *face_data.face_caches(root, cache_dir))
+        from poselive.train.face_data import face_task
+        return face_task(config_name, root, cache_dir)
     raise PoseliveError(f"no training recipe for schema {cfg.schema}")
 
 
