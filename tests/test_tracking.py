@@ -200,3 +200,19 @@ def test_a_walker_missed_for_a_while_gets_the_id_back_but_a_stranger_does_not():
     assert again != first
     first, again = run(TrackerConfig(max_lost=30), person_at(20, 305, 150))    # across the street
     assert again != first
+
+
+def test_a_track_is_confirmed_on_its_third_match_and_a_one_frame_find_never_is():
+    tracker = Tracker(TrackerConfig(min_hits=3))
+    walker = [person_at(100 + 3 * i, 50, 200) for i in range(4)]
+    ghost = person_at(400, 60, 150)
+    first = tracker.update([walker[0], ghost], 0)
+    wid, gid = first[0].track_id, first[1].track_id
+    assert wid > 0 and gid > 0 and not tracker.confirmed(wid) and not tracker.confirmed(gid)
+    tracker.update([walker[1]], 1)
+    assert not tracker.confirmed(wid)
+    tracker.update([walker[2]], 2)
+    assert tracker.confirmed(wid) and not tracker.confirmed(gid)
+    assert Tracker().confirmed(Tracker().update([ghost], 0)[0].track_id) is False  # unknown to a fresh tracker
+    t1 = Tracker()
+    assert t1.confirmed(t1.update([ghost], 0)[0].track_id)                        # min_hits 1: at once
