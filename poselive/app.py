@@ -122,7 +122,7 @@ def run_command(args) -> int:
             if jw:
                 jw.write(frame_json(r.frame.index, r.frame.video_time, r.people, r.faces))
             if vw:
-                vw.write(render_live(live, heatmaps=args.heatmaps))
+                vw.write(render_live(live, heatmaps=args.heatmaps, hud=not args.no_hud))
             frames += 1
     finally:
         # Whatever happened (end of file, a truncated video, Ctrl-C), what was written so far is kept.

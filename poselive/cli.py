@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the annotated video to this MP4")
     p.add_argument("--json", help="write one JSON line per frame to this file")
     p.add_argument("--heatmaps", action="store_true", help="blend the network's heatmaps over the frame")
+    p.add_argument("--no-hud", action="store_true", help="leave the timing panel out of the --out video")
     p.add_argument("--no-smooth", action="store_true", help="turn the One Euro filter off")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     _device(p)

@@ -184,3 +184,17 @@ def test_a_close_up_singer_is_followed_by_one_track(shipped_body_models, shared_
                 ids.update({p.track_id for p in result.people})
     assert found >= 0.9 * 48, f"someone found in {found} of 48 frames"
     assert ids.most_common(1)[0][1] >= 0.7 * 48, f"ids and their frames: {ids}"
+
+
+def test_run_draws_the_timing_panel_only_when_asked(shipped_body_models, tmp_path):
+    import cv2
+    first = {}
+    for flag in ([], ["--no-hud"]):
+        out = tmp_path / f"r{len(flag)}.mp4"
+        assert main(["run", "--source", str(CLIP), "--max-frames", "3", "--out", str(out), "--device", "onnx",
+                     *flag]) == 0
+        ok, img = cv2.VideoCapture(str(out)).read()
+        assert ok
+        first[bool(flag)] = img[5:60, 5:150].astype(float).mean()
+    # The panel darkens the corner it sits in to about a third.
+    assert first[False] < 0.6 * first[True], first
