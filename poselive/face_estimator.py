@@ -64,20 +64,23 @@ class FaceEstimator:
         return faces
 
 
+# The mean landmark score a face needs in video (FaceStage). Measured on 60 validation photos: a crop framed on
+# the face scores 0.75 or more (5th percentile), a same-size crop beside it 0.49 (median) to 0.63 (95th
+# percentile); faces in video frames, framed from a body's head or a Haar box, score 0.55-0.70 (close-up
+# clip). With 0.2, background patches passed, each was carried to the next frame from its own landmarks, and
+# on the close-up clip the faces multiplied to dozens within seconds; 0.5 plus one face per place (the NMS in
+# FaceStage) keeps the real ones. `poselive eval --task face` reports how many faces and off-face crops pass.
+FACE_MIN_SCORE = 0.5
+
+
 class FaceStage:
     """Faces in a video, frame after frame: boxes from each body's head keypoints, then from the previous
     frame's landmarks for faces whose body was not found, then (every `detect_every` frames, for a face that
     has just come into view or a close-up where no body is found) from the Haar detector. A face must be met
     by a head or Haar box every `confirm_within` frames. Tracked ids and One Euro smoothing as for bodies."""
 
-    # min_score: the mean landmark score a face needs. Measured on 60 validation photos: a crop framed on the
-    # face scores 0.75 or more (5th percentile), a same-size crop beside it 0.49 (median) to 0.63 (95th
-    # percentile); but faces in video frames, framed from a body's head or a Haar box, score 0.55-0.70 (close-up
-    # clip). With 0.2, background patches passed, each was carried to the next frame from its own landmarks,
-    # and on the close-up clip the faces multiplied to dozens within seconds; 0.5 plus one face per place
-    # (the NMS below) keeps the real ones and lets a background patch through only now and then.
     def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", detect_every: int = 10,
-                 min_score: float = 0.5, smoothing: bool = True, confirm_within: int = 30):
+                 min_score: float = FACE_MIN_SCORE, smoothing: bool = True, confirm_within: int = 30):
         """confirm_within: frames a face may be carried by its own landmarks alone. Face-lite has only ever seen
         faces, so it draws one on whatever it is shown: crops a face's width beside real faces scored >= 0.5
         in 58% of 320 tries (validation photos). A face kept alive by last frame's landmarks alone could

@@ -259,9 +259,14 @@ def test_face_eval_writes_scores_and_a_ced_plot(shared_data, tmp_path, monkeypat
     out = tmp_path / "face.json"
     assert main(["eval", "--task", "face", "--data", str(faces), "--model", str(weights), "--out", str(out),
                  "--device", "cpu"]) == 0
-    (scores,) = json.loads(out.read_text())["methods"].values()
+    report = json.loads(out.read_text())
+    (scores,) = report["methods"].values()
     assert scores["faces"] == 3 and scores["nme"] > 0
     assert out.with_suffix(".ced.png").is_file()
+    # The score as a face detector: shares of the 3 faces and of the 12 crops beside them passing the live gate.
+    assert report["face_score_gate"] == 0.5
+    assert report["faces_passing_gate"] * 3 == pytest.approx(round(report["faces_passing_gate"] * 3))
+    assert report["beside_crops_passing_gate"] * 12 == pytest.approx(round(report["beside_crops_passing_gate"] * 12))
 
 
 def test_face_eval_says_clearly_when_there_is_no_face_estimator(monkeypatch, capsys):
