@@ -68,6 +68,28 @@ def test_predict_finds_the_annotated_person_with_the_shipped_weights(fashion_pho
     assert pck_of(best, gt, box) >= 0.8
 
 
+def test_detected_people_below_the_score_gate_are_left_out_but_given_boxes_are_kept(fashion_photo):
+    """PoseEstimator returns detected people whose joints average min_person_score or more: the real person
+    passes, random noise (where the detector still fires) mostly does not; with boxes given, every box gets
+    its person whatever the score."""
+    import cv2
+
+    from poselive import PoseEstimator
+    shipped("body-lite")
+    shipped("body-det")
+    image, gt, box = fashion_photo
+    est = PoseEstimator("body-lite", device="onnx")
+    photo = cv2.imread(str(image))
+    assert any(p.score >= 0.4 for p in est(photo))
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (480, 640, 3), np.uint8) for _ in range(5)]
+    loose = PoseEstimator("body-lite", device="onnx", min_person_score=0.0)
+    found, found_loose = sum(len(est(n)) for n in noise), sum(len(loose(n)) for n in noise)
+    assert found_loose >= 5 and found <= 0.2 * found_loose, (found, found_loose)
+    boxes = [[0, 0, 100, 200], [200, 100, 120, 240]]
+    assert [p.bbox for p in est(noise[0], boxes=boxes)] == [tuple(map(float, b)) for b in boxes]
+
+
 def test_predict_with_given_boxes_uses_them(fashion_photo, tmp_path):
     shipped("body-lite")
     image, gt, box = fashion_photo
