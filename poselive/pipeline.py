@@ -108,14 +108,15 @@ class Pipeline:
         tracked = self.tracker.predicted_boxes(index, from_keypoints=True, padding=0.08)
         # A lost track carried off the frame at its last velocity has nothing left to find there.
         h, w = image.shape[:2]
-        tracked = {t: b for t, b in tracked.items()
-                   if box_intersection([b], [(0, 0, w, h)])[0, 0] >= 0.3 * b[2] * b[3]}
+        ids = np.array(list(tracked), np.int64)
         boxes = np.array(list(tracked.values()), np.float64).reshape(-1, 4)
+        inside = box_intersection(boxes, [(0, 0, w, h)])[:, 0] >= 0.3 * boxes[:, 2] * boxes[:, 3]
+        ids, boxes = ids[inside], boxes[inside]
         if len(boxes) > 1:
             # Tracks that converged on one body (a lost track drifting onto someone else's) need one crop, not
             # one each: the most recently matched track's crop stands for the others.
             lost = self.tracker.lost_frames()
-            fresh = np.array([-lost[t] for t in tracked], np.float64)
+            fresh = np.array([-lost[t] for t in ids], np.float64)
             boxes = nms(np.c_[boxes, fresh], 0.7)[:, :4]
         detect = len(boxes) == 0 or index - self._last_detect >= self.config.detect_every
         if detect:
@@ -152,7 +153,8 @@ class Pipeline:
             people, keep = _drop_duplicates(people, keep, self.config.duplicate_iou, self.config.same_pose_oks)
         with timer.stage("track"):
             people = self.tracker.update(people, frame.index)
-            tracked = [i for i, p in enumerate(people) if p.track_id >= 0 and self.tracker.confirmed(p.track_id)]
+            confirmed = self.tracker.confirmed_ids()
+            tracked = [i for i, p in enumerate(people) if p.track_id in confirmed]
             people, keep = [people[i] for i in tracked], [keep[i] for i in tracked]
         if self.config.smoothing:
             with timer.stage("smooth"):

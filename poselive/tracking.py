@@ -67,7 +67,7 @@ class TrackerConfig:
     # to those alone shows the network a face, which finds fewer joints still, and in two or three frames the
     # crop had collapsed onto the head and the person was lost (the close-up clip, frames 96-99).
     crop_shrink: float = 0.97
-    # A track is confirmed once matched in this many frames (SORT's min_hits); `confirmed()` tells the caller,
+    # A track is confirmed once matched in this many frames (SORT's min_hits); `confirmed_ids()` tells the caller,
     # which may hold back the unconfirmed: a pose found once and never again is more often a false find.
     min_hits: int = 1
 
@@ -294,9 +294,9 @@ class Tracker:
         """Ids of the live tracks (matched within the last max_lost frames)."""
         return [tr.track_id for tr in self._tracks]
 
-    def confirmed(self, track_id: int) -> bool:
-        """Whether the live track `track_id` has been matched in at least min_hits frames."""
-        return any(tr.track_id == track_id and tr.hits >= self.config.min_hits for tr in self._tracks)
+    def confirmed_ids(self) -> set[int]:
+        """Ids of the live tracks matched in at least min_hits frames."""
+        return {tr.track_id for tr in self._tracks if tr.hits >= self.config.min_hits}
 
     def lost_frames(self) -> dict[int, int]:
         """Frames since each live track was last matched (0: matched in the latest update), by track id."""

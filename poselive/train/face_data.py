@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from poselive.boxes import box_intersection
 from poselive.errors import PoseliveError
 from poselive.face_detect import face_box_from_landmarks
 from poselive.face_metrics import auc, nme
@@ -172,10 +173,7 @@ class Negatives:
         for _ in range(8):
             side = S * rng.uniform(0.15, 0.45)
             x, y = rng.uniform(0, S - side, 2)
-            ax, ay, aw, ah = self.avoid[j].T
-            ix = np.clip(np.minimum(x + side, ax + aw) - np.maximum(x, ax), 0, None)
-            iy = np.clip(np.minimum(y + side, ay + ah) - np.maximum(y, ay), 0, None)
-            if np.nansum(ix * iy) > 0.2 * side * side:
+            if np.nansum(box_intersection([(x, y, side, side)], self.avoid[j])) > 0.2 * side * side:
                 continue
             # Caches pad beyond the photo with the mean colour: a crop mostly of that teaches nothing.
             patch = self.images[j, int(y):int(y + side), int(x):int(x + side)]
