@@ -121,6 +121,31 @@ def recall_at_oks(ev: COCOeval | None, gt: COCO, threshold: float = 0.5) -> floa
     return hits / len(wanted)
 
 
+def box_ap50(gt_boxes: list[np.ndarray], detections: list[np.ndarray]) -> float:
+    """Person-detector AP at box IoU 0.5 (pycocotools 'bbox', up to 100 detections an image): gt_boxes per
+    image (M, 4) xywh, detections per image (D, 5) xywh + score. Unlike F1 at one score threshold it does not
+    move when training merely shifts the scores' calibration."""
+    images = [{"id": i + 1} for i in range(len(gt_boxes))]
+    anns = [{"id": len(images) + k, "image_id": i + 1, "category_id": PERSON_CATEGORY, "iscrowd": 0,
+             "bbox": [float(v) for v in b], "area": float(b[2] * b[3])}
+            for i, bs in enumerate(gt_boxes) for k, b in enumerate(np.asarray(bs).reshape(-1, 4))]
+    for k, a in enumerate(anns):
+        a["id"] = k + 1
+    dets = [{"image_id": i + 1, "category_id": PERSON_CATEGORY, "bbox": [float(v) for v in d[:4]],
+             "score": float(d[4])} for i, ds in enumerate(detections) for d in np.asarray(ds).reshape(-1, 5)]
+    if not anns or not dets:
+        return 0.0
+    gt = COCO()
+    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": PERSON_CATEGORY}]}
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(dets), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return max(float(ev.stats[1]), 0.0)
+
+
 # ------------------------------------------------------------------------------------------ paired scores
 def pck(pred: np.ndarray, gt: np.ndarray, boxes_xywh: np.ndarray, alpha: float = 0.2
         ) -> tuple[float, np.ndarray]:

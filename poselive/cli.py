@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detections", action="store_true", help="also score with the model's own detections")
     p.add_argument("--det-size", type=int, default=256, help="letterbox side for the person detector (larger "
                    "finds smaller people)")
-    p.add_argument("--det-threshold", type=float, default=0.2, help="person-centre score a detection needs")
+    p.add_argument("--det-threshold", type=float, default=0.1, help="person-centre score a detection needs")
     p.add_argument("--baseline", action="store_true", help="also run MediaPipe (body) / dlib (face) if installed")
     p.add_argument("--out", help="write the metrics (and CED plot for faces) here")
     _device(p)

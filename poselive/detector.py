@@ -21,12 +21,13 @@ class PersonDetector:
         self.max_people = max_people
         self.codec = CentreCodec()
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """threshold: this call's person-centre score cut (None: the detector's own)."""
         h, w = image.shape[:2]
         m = letterbox_matrix((w, h), self.input_size)
         canvas = warp_crop(image, m, (self.input_size, self.input_size))
         out = self.backend.run(normalize_bgr(canvas[None]))
-        boxes = self.codec.decode(out, self.threshold, self.max_people)[0]
+        boxes = self.codec.decode(out, self.threshold if threshold is None else threshold, self.max_people)[0]
         if len(boxes) == 0:
             return boxes.reshape(0, 5)
         inv = invert_matrix(m)

@@ -13,24 +13,29 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from poselive.boxes import box_intersection, box_iou, nms
+from poselive.duplicates import DUPLICATE_IOU, SAME_POSE_OKS, distinct_people
 from poselive.estimator import CropHeatmaps, PoseEstimator, box_from_keypoints, check_image, person_score
 from poselive.codec import image_to_heatmap_matrix
 from poselive.filters import PoseSmoother, SmootherConfig
 from poselive.records import Face, Frame, Person, StageTimes
-from poselive.schemas import COCO17
-from poselive.tracking import Tracker, TrackerConfig, keypoint_similarity
+from poselive.tracking import Tracker, TrackerConfig
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """detect_every: run the detector at least every N frames (new people appear); min_person_score: drop a
-    person whose confident joints average below this; duplicate_iou, same_pose_oks: when two people found are
-    one (see _drop_duplicates); smoothing: One Euro on keypoints; keep_heatmaps: keep each crop's heatmaps in
-    the result (for the heatmap overlay)."""
+    """detect_every: run the detector at least every N frames (new people appear); det_threshold: the
+    person-centre score a detection needs; min_person_score: drop a person whose confident joints average
+    below this; duplicate_iou, same_pose_oks: when two people found are one (see poselive.duplicates);
+    smoothing: One Euro on keypoints; keep_heatmaps: keep each crop's heatmaps in the result (for the
+    heatmap overlay)."""
     detect_every: int = 8
+    # Stricter than a still photo's 0.1 (PoseEstimator): a video's tracks bring back the people a frame's
+    # detector misses, while every extra box costs a crop on each detector frame. On demos/vtest_short.mp4
+    # 0.1 gave 61 ids and 318 ms a frame against 28 ids and 153 ms with 0.2 (close-up clip: 34 ids vs 9).
+    det_threshold: float = 0.2
     min_person_score: float = 0.25
-    duplicate_iou: float = 0.6
-    same_pose_oks: float = 0.5
+    duplicate_iou: float = DUPLICATE_IOU
+    same_pose_oks: float = SAME_POSE_OKS
     smoothing: bool = True
     smoother: SmootherConfig = field(default_factory=SmootherConfig)
     # A person must score this much (mean confidence of their joints) to get an id; one who never does is not
@@ -121,7 +126,7 @@ class Pipeline:
         detect = len(boxes) == 0 or index - self._last_detect >= self.config.detect_every
         if detect:
             with timer.stage("detect"):
-                det = self.estimator.detect(image)
+                det = self.estimator.detect(image, self.config.det_threshold)
             self._last_detect = index
             if len(det):
                 # Keep tracked crops (they follow the body closely); add detections that are nobody's yet.
@@ -150,7 +155,8 @@ class Pipeline:
                 box = box_from_keypoints(kps[i], margin=0.1, min_size=2.0) or tuple(float(v) for v in boxes[i])
                 people.append(Person(kps[i], box, s))
                 keep.append(i)
-            people, keep = _drop_duplicates(people, keep, self.config.duplicate_iou, self.config.same_pose_oks)
+            picked = distinct_people(people, self.config.duplicate_iou, self.config.same_pose_oks)
+            people, keep = [people[i] for i in picked], [keep[i] for i in picked]
         with timer.stage("track"):
             people = self.tracker.update(people, frame.index)
             confirmed = self.tracker.confirmed_ids()
@@ -170,26 +176,3 @@ class Pipeline:
             heatmaps = [CropHeatmaps(hms[i], image_to_heatmap_matrix(mats[i], km.codec.stride)) for i in keep]
         return FrameResult(frame, people, faces, StageTimes(timer.ms), heatmaps, detected)
 
-
-def _drop_duplicates(people: list[Person], keep: list[int], iou: float, same_pose_oks: float
-                     ) -> tuple[list[Person], list[int]]:
-    """Two crops can converge on one body (a track and a detection, or a close-up's face-sized crop inside
-    its whole-body crop): keep the better-scored one. Duplicates are boxes overlapping by more than `iou`, or
-    a box mostly inside another (>= 70% of the smaller one) whose confident joints coincide with the other's
-    (OKS at 3x COCO's sigmas above `same_pose_oks`). On the close-up clip such nested duplicates scored 0.56-0.96
-    where IoU was 0.17-0.5. Both conditions, because at 3x sigmas two walkers side by side share their hips."""
-    if len(people) < 2:
-        return people, keep
-    order = sorted(range(len(people)), key=lambda i: -people[i].score)
-    boxes = np.array([people[i].bbox for i in order], np.float64)
-    kps = np.stack([np.asarray(people[i].keypoints, np.float64) for i in order])
-    area = np.maximum(boxes[:, 2] * boxes[:, 3], 1.0)
-    nested = box_intersection(boxes, boxes) / np.minimum(area[:, None], area[None]) >= 0.7
-    oks, shared = keypoint_similarity(kps, kps, area, area, 3.0 * np.asarray(COCO17.sigmas), 0.3)
-    same = (box_iou(boxes, boxes) > iou) | (nested & (oks > same_pose_oks) & (shared >= 3))
-    chosen: list[int] = []
-    for a in range(len(order)):
-        if not any(same[a, b] for b in chosen):
-            chosen.append(a)
-    picked = sorted(order[a] for a in chosen)
-    return [people[i] for i in picked], [keep[i] for i in picked]

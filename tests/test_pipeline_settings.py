@@ -54,16 +54,13 @@ def _walker(x0: float, y0: float, h: float, score: float = 0.6):
 
 
 def test_duplicates_nested_in_a_body_go_but_walkers_side_by_side_stay():
-    from poselive.pipeline import PipelineConfig, _drop_duplicates
-    cfg = PipelineConfig()
+    from poselive.duplicates import distinct_people
     body = _walker(100, 50, 200, score=0.6)
     # A crop that converged on the same man's head and shoulders: a small box inside his, same joints.
     kp = body.keypoints.copy()
     kp[7:, 2] = 0.1
     head = type(body)(kp + np.float32([2, 1, 0]), (70, 50, 60, 50), 0.7)
-    people, keep = _drop_duplicates([body, head], [0, 1], cfg.duplicate_iou, cfg.same_pose_oks)
-    assert keep == [1]                             # one survivor, the better scored
+    assert distinct_people([body, head]) == [1]  # one survivor, the better scored
     # Two small walkers a shoulder's width apart: boxes overlap, hips are close, but neither box holds the other.
     a, b = _walker(100, 50, 90), _walker(125, 52, 90)
-    people, keep = _drop_duplicates([a, b], [0, 1], cfg.duplicate_iou, cfg.same_pose_oks)
-    assert keep == [0, 1]
+    assert distinct_people([a, b]) == [0, 1]

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from poselive.body_metrics import (BodyScores, coco_ground_truth, format_comparison, keypoint_result,
+from poselive.body_metrics import (BodyScores, box_ap50, coco_ground_truth, format_comparison, keypoint_result,
                                    pck, score_body)
 from poselive.boxes import box_iou
 from poselive.errors import PoseliveError
@@ -155,22 +155,36 @@ def run_gt_boxes(estimator, evalset: EvalSet) -> PairedRun:
     return PairedRun(results, np.array(preds, np.float64), np.concatenate(gts), np.concatenate(boxes), sets)
 
 
-def run_detections(estimator, evalset: EvalSet) -> tuple[list[dict], float, int]:
-    """The estimator with its own person detector on every image: (COCO results, box recall, boxes found).
-    Box recall is the detector's own share: the fraction of annotated people whose GT box some detection
-    overlaps at IoU >= 0.5, whatever the keypoints found in it."""
+@dataclass
+class DetectionRun:
+    """The estimator with its own detector: COCO results (what `PoseEstimator(image)` returns, before its
+    min_person_score filter, which only drops people ranked last), and the detector alone: box recall (share
+    of annotated people whose GT box some detection overlaps at IoU >= 0.5, whatever keypoints were found in
+    it), box AP at IoU 0.5 against every person box (with or without keypoints), boxes found."""
+    results: list[dict]
+    box_recall: float
+    box_ap50: float
+    boxes_found: int
+
+
+def run_detections(estimator, evalset: EvalSet) -> DetectionRun:
     results, matched, found = [], 0, 0
+    all_gt, all_det = [], []
     for image_id in _progress(evalset.image_paths, "detections"):
         if (image := _read(evalset.image_paths[image_id])) is None:
             continue
-        boxes = estimator.detect(image)[:, :4]
+        det = estimator.detect(image)
+        boxes = det[:, :4]
         found += len(boxes)
         gt_boxes = np.array([p["bbox"] for p in evalset.people[image_id]], np.float64).reshape(-1, 4)
         if len(boxes) and len(gt_boxes):
             matched += int((box_iou(gt_boxes, boxes).max(1) >= 0.5).sum())
-        for person in estimator.estimate(image, boxes):
+        all_det.append(det)
+        all_gt.append(np.array([a["bbox"] for a in evalset.coco["annotations"]
+                                if a["image_id"] == image_id and not a.get("iscrowd", 0)], np.float64))
+        for person in estimator.find(image, boxes):
             results.append(keypoint_result(image_id, person.keypoints, person.score))
-    return results, matched / max(evalset.num_people, 1), found
+    return DetectionRun(results, matched / max(evalset.num_people, 1), box_ap50(all_gt, all_det), found)
 
 
 def run_mediapipe(evalset: EvalSet, input_wh: tuple[int, int]) -> PairedRun:
@@ -231,13 +245,14 @@ def eval_body(args) -> int:
             print(f"baseline skipped: {e}")
     methods = {name: run.scores(gt_coco) for name, run in runs.items()}
     if args.detections:
-        results, box_recall, found = run_detections(estimator, evalset)
-        methods[f"{label}, own detector"] = score_body(gt_coco, results)
+        detection = run_detections(estimator, evalset)
+        methods[f"{label}, own detector"] = score_body(gt_coco, detection.results)
 
     print()
     print(format_comparison(methods))
     if args.detections:
-        print(f"detector alone: {found} boxes; box recall@IoU0.5 {box_recall:.3f} of the {n_people} people")
+        print(f"detector alone: {detection.boxes_found} boxes; box recall@IoU0.5 {detection.box_recall:.3f} of the "
+              f"{n_people} people; box AP@IoU0.5 {detection.box_ap50:.3f} (all person boxes)")
     by_set = {name: run.pck_by_set() for name, run in runs.items()}
     set_names = list(dict.fromkeys(s for d in by_set.values() for s in d))
     people_per_set = {s: sum(1 for d in next(iter(runs.values())).datasets if d == s) for s in set_names}
@@ -249,7 +264,8 @@ def eval_body(args) -> int:
         report = {"task": "body", "model": str(model), "data": args.data or "validation split",
                   "images": len(evalset.image_paths), "people": n_people,
                   "methods": {name: s.as_dict() for name, s in methods.items()},
-                  "detector_box_recall_iou50": box_recall if args.detections else None,
+                  "detector_box_recall_iou50": detection.box_recall if args.detections else None,
+                  "detector_box_ap50": detection.box_ap50 if args.detections else None,
                   "pck_by_set": by_set}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1))

@@ -16,16 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
-from poselive.body_metrics import pck
+from poselive.body_metrics import box_ap50, pck
 from poselive.checkpoint import read_checkpoint, save_checkpoint
 from poselive.codec import HeatmapCodec
 from poselive.nets.configs import NetConfig, config_by_name
 from poselive.nets.hourglass import StackedHourglass, count_params
 from poselive.schemas import schema_by_name
 from poselive.train.augment import AugmentConfig, augment_person
-from poselive.boxes import box_iou
 from poselive.det_codec import CentreCodec
 from poselive.train.coco_data import CropCache
 from poselive.train.det_data import DetCache, augment_scene
@@ -120,8 +118,8 @@ class KeypointTask:
 
 
 class DetectionTask:
-    """Person centres + sizes on augmented scenes; validation = F1 of boxes at IoU 0.5 (score >= 0.3)."""
-    metric_name = "val box F1@0.5"
+    """Person centres + sizes on augmented scenes; validation = box AP at IoU 0.5 (detections scoring >= 0.05)."""
+    metric_name = "val box AP@0.5"
 
     def __init__(self, cfg: NetConfig, train_cache: DetCache, val_cache: DetCache | None,
                  aug: AugmentConfig = AugmentConfig()):
@@ -166,23 +164,11 @@ class DetectionTask:
     def validate(self, model: StackedHourglass) -> float:
         model.eval()
         cache = self.val_cache
-        tp = fp = fn = 0
+        dets = []
         for s in range(0, len(cache), 16):
-            imgs = cache.images[s:s + 16]
-            out = model(torch.from_numpy(normalize_bgr(imgs))).numpy()
-            for j, det in enumerate(self.codec.decode(out, threshold=0.3)):
-                gt = cache.boxes[s + j]
-                if len(det) == 0 or len(gt) == 0:
-                    fp += len(det)
-                    fn += len(gt)
-                    continue
-                iou = box_iou(det[:, :4], gt)
-                r, c = linear_sum_assignment(-iou)
-                hit = int((iou[r, c] >= 0.5).sum())
-                tp += hit
-                fp += len(det) - hit
-                fn += len(gt) - hit
-        return 2 * tp / max(2 * tp + fp + fn, 1)
+            out = model(torch.from_numpy(normalize_bgr(cache.images[s:s + 16]))).numpy()
+            dets += self.codec.decode(out, threshold=0.05)
+        return box_ap50(cache.boxes, dets)
 
 
 def train(task, config_name: str, out_dir: Path, minutes: float | None = None, max_steps: int | None = None,
@@ -203,6 +189,10 @@ def train(task, config_name: str, out_dir: Path, minutes: float | None = None, m
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         opt.load_state_dict(blob["optimizer"])
         step, best = int(blob["step"]), float(blob.get("best_metric", blob.get("best_pck", -1.0)))
+        if blob.get("metric_name", task.metric_name) != task.metric_name:
+            # The validation figure changed meaning (e.g. F1 -> AP): an old best is no yardstick for the new one.
+            log.info("validation metric is now %s (was %s): best reset", task.metric_name, blob["metric_name"])
+            best = -1.0
         log.info("resumed %s at step %d (best %s %.4f)", last_path, step, task.metric_name, best)
     else:
         task.init_model(model)
@@ -225,7 +215,7 @@ def train(task, config_name: str, out_dir: Path, minutes: float | None = None, m
         log.info("step %d  loss %.4f  %s %.4f  lr %.2e  %.1f steps/min", step, figures["loss"], task.metric_name, v,
                  lr_at(step, tc), (step - start_step) / max((time.time() - t0) / 60, 1e-9))
         if v > best:
-            save(best_path, step=step, val_metric=v)
+            save(best_path, step=step, val_metric=v, metric_name=task.metric_name)
             return v
         return best
 
@@ -262,13 +252,13 @@ def train(task, config_name: str, out_dir: Path, minutes: float | None = None, m
             if task.val_cache is not None and step % tc.val_every == 0:
                 best = validate(step, best)
             if time.time() - last_ckpt > tc.checkpoint_minutes * 60:
-                save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best)
+                save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best, metric_name=task.metric_name)
                 last_ckpt = time.time()
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (train_command turns it into this): save, then stop
         log.info("interrupted at step %d", step)
     if task.val_cache is not None and step % tc.val_every != 0 and step > start_step:
         best = validate(step, best)  # a chunk's last weights are validated too, so none go unjudged
-    save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best)
+    save(last_path, optimizer=opt.state_dict(), step=step, best_metric=best, metric_name=task.metric_name)
     if bar is not None:
         bar.close()
     log.info("stopped at step %d, loss %.4f; checkpoint %s", step, figures["loss"], last_path)
