@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="body", choices=["body", "face"])
     p.add_argument("--boxes", help="json: {file_name: [[x, y, w, h], ...]} boxes to use instead of detection")
     p.add_argument("--out", required=True, help="results json")
+    p.add_argument("--render", metavar="DIR", help="also write each image with what was found drawn on it, "
+                   "as DIR/<image stem>.jpg")
     p.add_argument("--model", default=None, help="model name or weights file")
     _device(p)
     p.set_defaults(target="poselive.predict:predict_command")

@@ -4,7 +4,8 @@ Body (default): one result per person, `{"file_name", "image_id" (when known), "
 "keypoints": [x, y, score] * 17, "score", "bbox": [x, y, w, h]}` in image px (0-based pixel centres). People
 come from the model's own detector, or from --boxes, a json that maps file name -> [[x, y, w, h], ...] (one
 person per box) or a COCO keypoint json whose annotation boxes are used (and whose image ids are copied).
-Faces (--task face): the same with "landmarks" ([x, y, score] * 68) instead of "keypoints", and "head_pose"
+--render DIR also writes each image with what was found drawn on it. Faces (--task face): the same with
+"landmarks" ([x, y, score] * 68) instead of "keypoints", and "head_pose"
 ({"yaw", "pitch", "roll"} in degrees) when the face model could be fitted.
 
 An image is known by its path as given, or by its file name alone. image_id: from a COCO --boxes file, else
@@ -105,6 +106,21 @@ def _face_results(estimator, image: np.ndarray, boxes, file_name: str, image_id:
     return out
 
 
+def _render(image: np.ndarray, results: list[dict], out: Path) -> None:
+    """The image with each result's skeleton (body) or landmarks (face) and box drawn, written to `out`."""
+    from poselive.render import draw_skeleton, line_thickness
+    from poselive.schemas import COCO17, FACE68
+    t = line_thickness(image)
+    for r in results:
+        key, schema = ("keypoints", COCO17) if "keypoints" in r else ("landmarks", FACE68)
+        draw_skeleton(image, np.asarray(r[key], np.float64).reshape(-1, 3), schema, thickness=t)
+        x, y, w, h = (int(round(v)) for v in r["bbox"])
+        cv2.rectangle(image, (x, y), (x + w, y + h), (200, 200, 200), 1, cv2.LINE_AA)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), image):
+        raise PoseliveError(f"cannot write {out}")
+
+
 def _face_estimator(args):
     try:
         from poselive.face_estimator import FaceEstimator
@@ -135,7 +151,10 @@ def predict_command(args) -> int:
         given = _lookup(boxes, path) if args.boxes else None
         if args.boxes and given is None:
             log.warning("%s has no entry in %s; detecting people instead", path.name, args.boxes)
-        results += run(estimator, image, given, path.name, _image_id(path, ids))
+        found = run(estimator, image, given, path.name, _image_id(path, ids))
+        if args.render:
+            _render(image, found, Path(args.render) / f"{path.stem}.jpg")
+        results += found
         done += 1
     if done == 0:
         raise PoseliveError(f"none of the {len(images)} images could be read")

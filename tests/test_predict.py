@@ -209,3 +209,26 @@ def test_a_misplaced_detector_box_is_refined_from_the_joints_found_in_it(fashion
     pck_once = pck(once[0].keypoints[None], gt[None], boxes)[0]
     pck_twice = pck(twice[0].keypoints[None], gt[None], boxes)[0]
     assert pck_twice >= 0.8 and pck_twice > pck_once, (pck_once, pck_twice)
+
+
+def test_render_draws_the_skeleton_where_the_person_is(fashion_photo, tmp_path):
+    """--render writes the photo, same size, with the skeleton drawn on the annotated person's joints and the
+    rest of the photo left as it was."""
+    import cv2
+    shipped("body-lite")
+    image, gt, box = fashion_photo
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({image.name: [box]}))
+    assert main(["predict", str(image), "--boxes", str(boxes), "--out", str(tmp_path / "r.json"),
+                 "--render", str(tmp_path / "drawn"), "--device", "onnx"]) == 0
+    before, after = cv2.imread(str(image)), cv2.imread(str(tmp_path / "drawn" / f"{image.stem}.jpg"))
+    assert after.shape == before.shape
+    changed = np.abs(after.astype(int) - before.astype(int)).max(2) > 60
+    x, y, w, h = (int(v) for v in box)
+    r = max(4, h // 20)  # a twentieth of the person's height around each annotated joint
+    joints = gt[gt[:, 2] > 0, :2].round().astype(int)
+    near = [changed[max(jy - r, 0):jy + r + 1, max(jx - r, 0):jx + r + 1].any() for jx, jy in joints]
+    assert np.mean(near) >= 0.8, f"skeleton drawn at {np.mean(near):.0%} of the annotated joints"
+    outside = changed.copy()
+    outside[max(y - 10, 0):y + h + 10, max(x - 10, 0):x + w + 10] = False
+    assert outside.mean() < 0.001, "drawing spilled outside the person's box"

@@ -157,8 +157,8 @@ def run_gt_boxes(estimator, evalset: EvalSet) -> PairedRun:
 
 @dataclass
 class DetectionRun:
-    """The estimator with its own detector: COCO results (what `PoseEstimator(image)` returns, before its
-    min_person_score filter, which only drops people ranked last), and the detector alone: box recall (share
+    """The estimator with its own detector: COCO results (what `PoseEstimator(image)` returns), and the
+    detector alone: box recall (share
     of annotated people whose GT box some detection overlaps at IoU >= 0.5, whatever keypoints were found in
     it), box AP at IoU 0.5 against every person box (with or without keypoints), boxes found."""
     results: list[dict]
