@@ -298,3 +298,18 @@ def test_eval_with_own_detections_reports_the_detectors_box_recall(shared_data, 
     recall = report["detector_box_recall_iou50"]
     assert recall * people == pytest.approx(round(recall * people))   # a whole number of people
     assert 0.5 <= recall <= 1.0, f"the detector boxed {recall:.2f} of {people} pelota players"
+
+
+def test_box_ap50_counts_misses_false_alarms_and_their_ranking():
+    """Detector AP at IoU 0.5: every person boxed and nothing else is 1; a box at IoU < 0.5 does not count;
+    a false alarm ranked above the hit costs more than one ranked below it."""
+    from poselive.body_metrics import box_ap50
+    gt = [np.array([[10, 10, 50, 100], [100, 10, 40, 80]]), np.zeros((0, 4))]
+    hits = np.array([[12, 12, 50, 98, 0.9], [101, 10, 40, 80, 0.8]])
+    assert box_ap50(gt, [hits, np.zeros((0, 5))]) == pytest.approx(1.0)
+    # The second person boxed at IoU 0.33 only: half the people found.
+    off = np.array([[12, 12, 50, 98, 0.9], [120, 10, 40, 80, 0.8]])
+    assert box_ap50(gt, [off, np.zeros((0, 5))]) == pytest.approx(0.5, abs=0.02)
+    alarm_high = box_ap50(gt, [hits, np.array([[0, 0, 10, 10, 0.95]])])
+    alarm_low = box_ap50(gt, [hits, np.array([[0, 0, 10, 10, 0.1]])])
+    assert alarm_low == pytest.approx(1.0) and alarm_high < 0.8

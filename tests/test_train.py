@@ -168,3 +168,24 @@ def test_an_interrupted_run_saves_where_it_was(fashion_b, tmp_path):
     blob = read_checkpoint(tmp_path / "last.pt")
     assert blob["step"] == 3 and "optimizer" in blob
     assert (tmp_path / "best.pt").exists()  # the interrupted chunk's weights were validated
+
+
+def test_a_changed_validation_metric_restarts_the_best(fashion_b, tmp_path):
+    """A run resumed under a task whose validation figure means something else (the detector went from F1 to
+    AP) must not keep the old best as the yardstick: best.pt is rewritten from the first new validation."""
+    from poselive.checkpoint import read_checkpoint
+    from poselive.nets.configs import config_by_name
+    from poselive.train.loop import KeypointTask, TrainConfig, train
+    cache = build_cache(fashion_b[:6])
+    tc = TrainConfig(batch=2, val_every=2)
+    train(KeypointTask(config_by_name("body-lite"), cache, cache), "body-lite", tmp_path, max_steps=2, tc=tc,
+          progress=False)
+    blob = read_checkpoint(tmp_path / "last.pt")
+    assert blob["metric_name"] == KeypointTask.metric_name
+    blob["metric_name"], blob["best_metric"] = "an older figure", 2.0   # unbeatable under the old name
+    torch.save(blob, tmp_path / "last.pt")
+    (tmp_path / "best.pt").unlink()
+    train(KeypointTask(config_by_name("body-lite"), cache, cache), "body-lite", tmp_path, max_steps=2, tc=tc,
+          progress=False)
+    best = read_checkpoint(tmp_path / "best.pt")
+    assert best["step"] == 4 and best["metric_name"] == KeypointTask.metric_name
