@@ -18,6 +18,7 @@ from poselive.codec import HeatmapCodec
 from poselive.duplicates import distinct_people
 from poselive.errors import PoseliveError, WeightsError
 from poselive.records import Person
+from poselive.schemas import schema_by_name
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
 from poselive.weights import resolve_weights
 
@@ -65,13 +66,21 @@ class KeypointModel:
             return np.zeros((0, 3, H, W), np.float32)
         return normalize_bgr(np.stack([warp_crop(image, m, self.cfg.input_wh) for m in matrices]))
 
-    def infer(self, batch: np.ndarray, max_batch: int = 16) -> np.ndarray:
-        """Network: (M, 3, H, W) -> keypoint heatmaps (M, K, h, w) float32."""
+    def infer(self, batch: np.ndarray, max_batch: int = 16, flip: bool = False) -> np.ndarray:
+        """Network: (M, 3, H, W) -> keypoint heatmaps (M, K, h, w) float32.
+
+        flip: also run the mirrored crops and average in their heatmaps, mirrored back with left and right
+        swapped (flip test, as in SimpleBaseline / HRNet). Pixel centres mirror exactly at stride 4, so no
+        shift is needed. Twice the network time; for still images, not the live pipeline."""
         K = self.cfg.num_keypoints
         if len(batch) == 0:
             w, h = self.codec.heatmap_wh
             return np.zeros((0, K, h, w), np.float32)
-        return np.concatenate([self.backend.run(batch[s:s + max_batch])[:, :K]
+        if flip:
+            both = self.infer(np.concatenate([batch, batch[..., ::-1]]), max_batch)
+            mirrored = both[len(batch):, schema_by_name(self.cfg.schema).flip_permutation(), :, ::-1]
+            return (both[:len(batch)] + mirrored) / 2
+        return np.concatenate([self.backend.run(np.ascontiguousarray(batch[s:s + max_batch]))[:, :K]
                                for s in range(0, len(batch), max_batch)])
 
     def decode(self, heatmaps: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
@@ -82,9 +91,11 @@ class KeypointModel:
         return np.stack([np.c_[apply_matrix(invert_matrix(m), xy[j]), sc[j]] for j, m in enumerate(matrices)]
                         ).astype(np.float32)
 
-    def run_crops(self, image: np.ndarray, matrices: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints (M, K, 3: x, y in image px, score) and heatmaps (M, K, h, w) for the given crop affines."""
-        hm = self.infer(self.preprocess(image, matrices))
+    def run_crops(self, image: np.ndarray, matrices: list[np.ndarray], flip: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints (M, K, 3: x, y in image px, score) and heatmaps (M, K, h, w) for the given crop affines.
+        flip: see `infer`."""
+        hm = self.infer(self.preprocess(image, matrices), flip=flip)
         return self.decode(hm, matrices), hm
 
 def person_score(kps: np.ndarray, min_score: float = 0.2) -> float:
@@ -116,7 +127,9 @@ class PoseEstimator:
     boxed 49% of the coco_mini people where 0.2 boxed 33%; the keypoints then judge each box); threads: ONNX
     Runtime threads per network (None: one per core; 1 where several processes share the cores, as Ray workers
     do); min_person_score: a person the detector found is returned only when its confident joints average
-    this much (people in given boxes always are); refine: see `find`.
+    this much (people in given boxes always are); refine: see `find`; flip_test: average each crop's heatmaps
+    with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes) OKS AP 0.365 -> 0.381,
+    PCK@0.2 0.901 -> 0.905, for twice the network time. The live pipeline runs the network itself, without.
 
     Why 0.4: on our validation split and coco_mini, every detected person that matched a real one at OKS 0.5
     scored at least 0.4, while 25% and 56% of all detections scored less; on random-noise frames 32 of 33
@@ -124,10 +137,12 @@ class PoseEstimator:
 
     def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
                  detector: str | os.PathLike = "body-det", det_size: int = 256, det_threshold: float = 0.1,
-                 threads: int | None = None, min_person_score: float = 0.4, refine: bool = True):
+                 threads: int | None = None, min_person_score: float = 0.4, refine: bool = True,
+                 flip_test: bool = True):
         self.keypoints = KeypointModel(model, device, expect_schema="coco17", threads=threads)
         self.min_person_score = min_person_score
         self.refine = refine
+        self.flip_test = flip_test
         self._detector_spec = (detector, device, det_size, det_threshold, threads)
         self._detector = None
 
@@ -173,5 +188,5 @@ class PoseEstimator:
         """One Person per box, in order. Person.score is the mean score of its confident joints (the detector's
         own confidence only decides whether a box is looked at)."""
         mats = self.keypoints.crop_matrices(boxes_xywh)
-        kps, _ = self.keypoints.run_crops(image, mats)
+        kps, _ = self.keypoints.run_crops(image, mats, flip=self.flip_test)
         return [Person(kps[i], tuple(float(v) for v in b), person_score(kps[i])) for i, b in enumerate(boxes_xywh)]
