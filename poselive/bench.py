@@ -290,6 +290,16 @@ def time_ours_on_photo(photo: Path, repeats: int, device: str = "auto") -> tuple
     return percentiles_ms(times)
 
 
+def time_still_photo(photo: Path, repeats: int, device: str = "auto") -> tuple[float, float]:
+    """`PoseEstimator(image)` on one photo, as `predict` runs it (detector, keypoints refined in the box the
+    joints span, flip test: four network passes per person): median, p90 ms."""
+    import cv2
+    from poselive.estimator import PoseEstimator
+    image = cv2.imread(str(photo))
+    est = PoseEstimator("body-lite", device=device)
+    return percentiles_ms(time_calls(lambda: est(image), repeats, warmup=3))
+
+
 def mediapipe_section(args) -> str:
     """MediaPipe BlazePose Full process() (tracking mode) beside our pipeline, on the same single-person photo."""
     from poselive.baselines.mediapipe_pose import time_mediapipe
@@ -301,8 +311,10 @@ def mediapipe_section(args) -> str:
     except PoseliveError as e:
         return f"MediaPipe comparison: {e}"
     ours = time_ours_on_photo(photo, 30)
+    still = time_still_photo(photo, 30)
     rows = [["MediaPipe BlazePose Full, process() (tracking)", f"{mp['median_ms']:.2f}", f"{mp['p90_ms']:.2f}"],
-            ["poselive body-lite + body-det, whole pipeline (tracking)", f"{ours[0]:.2f}", f"{ours[1]:.2f}"]]
+            ["poselive body-lite + body-det, whole pipeline (tracking)", f"{ours[0]:.2f}", f"{ours[1]:.2f}"],
+            ["poselive PoseEstimator, still photo (refine + flip test)", f"{still[0]:.2f}", f"{still[1]:.2f}"]]
     note = "" if mp.get("found_fraction", 1) >= 1 else f"; BlazePose found the person in {mp['found_fraction']:.0%}"
     return format_table(["model", "median ms", "p90 ms"], rows,
                         f"Single-person frame {photo.name} {tuple(mp['image_wh'])}, 30 runs each; MediaPipe / "
