@@ -123,13 +123,15 @@ class PoseEstimator:
 
     model: name of shipped weights ("body-lite") or a .pt path; detector: the person detector's weights
     ("body-det"), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
-    detection (larger finds smaller people); det_threshold: the person-centre score a detection needs (0.1
-    boxed 49% of the coco_mini people where 0.2 boxed 33%; the keypoints then judge each box); threads: ONNX
+    detection (larger finds smaller people); det_threshold: the person-centre score a detection needs (with
+    the fourth-session detector, 0.1 boxed 55% of the coco_mini people where 0.2 boxed 35%, and recall at OKS
+    0.5 was 0.186 against 0.140; the keypoints then judge each box); threads: ONNX
     Runtime threads per network (None: one per core; 1 where several processes share the cores, as Ray workers
     do); min_person_score: a person the detector found is returned only when its confident joints average
     this much (people in given boxes always are); refine: see `find`; flip_test: average each crop's heatmaps
-    with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes) OKS AP 0.365 -> 0.381,
-    PCK@0.2 0.901 -> 0.905, for twice the network time. The live pipeline runs the network itself, without.
+    with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes, fourth-session
+    body-lite) OKS AP 0.387 -> 0.403, PCK@0.2 0.906 -> 0.913, recall at OKS 0.5 0.717 -> 0.703, for twice the
+    network time. The live pipeline runs the network itself, without.
 
     Why 0.4: on our validation split and coco_mini, every detected person that matched a real one at OKS 0.5
     scored at least 0.4, while 25% and 56% of all detections scored less; on random-noise frames 32 of 33
