@@ -125,20 +125,16 @@ def box_ap50(gt_boxes: list[np.ndarray], detections: list[np.ndarray]) -> float:
     """Person-detector AP at box IoU 0.5 (pycocotools 'bbox', up to 100 detections an image): gt_boxes per
     image (M, 4) xywh, detections per image (D, 5) xywh + score. Unlike F1 at one score threshold it does not
     move when training merely shifts the scores' calibration."""
-    images = [{"id": i + 1} for i in range(len(gt_boxes))]
-    anns = [{"id": len(images) + k, "image_id": i + 1, "category_id": PERSON_CATEGORY, "iscrowd": 0,
-             "bbox": [float(v) for v in b], "area": float(b[2] * b[3])}
-            for i, bs in enumerate(gt_boxes) for k, b in enumerate(np.asarray(bs).reshape(-1, 4))]
-    for k, a in enumerate(anns):
-        a["id"] = k + 1
+    boxes = [(i + 1, b) for i, bs in enumerate(gt_boxes) for b in np.asarray(bs).reshape(-1, 4)]
     dets = [{"image_id": i + 1, "category_id": PERSON_CATEGORY, "bbox": [float(v) for v in d[:4]],
              "score": float(d[4])} for i, ds in enumerate(detections) for d in np.asarray(ds).reshape(-1, 5)]
-    if not anns or not dets:
+    if not boxes or not dets:
         return 0.0
-    gt = COCO()
-    gt.dataset = {"images": images, "annotations": anns, "categories": [{"id": PERSON_CATEGORY}]}
+    gt = coco_ground_truth({"images": [{"id": i + 1} for i in range(len(gt_boxes))],
+                            "annotations": [{"id": k + 1, "image_id": i, "category_id": PERSON_CATEGORY,
+                                             "bbox": [float(v) for v in b], "num_keypoints": 0}
+                                            for k, (i, b) in enumerate(boxes)]})
     with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
         ev = COCOeval(gt, gt.loadRes(dets), "bbox")
         ev.evaluate()
         ev.accumulate()

@@ -80,7 +80,7 @@ class KeypointModel:
             both = self.infer(np.concatenate([batch, batch[..., ::-1]]), max_batch)
             mirrored = both[len(batch):, schema_by_name(self.cfg.schema).flip_permutation(), :, ::-1]
             return (both[:len(batch)] + mirrored) / 2
-        return np.concatenate([self.backend.run(np.ascontiguousarray(batch[s:s + max_batch]))[:, :K]
+        return np.concatenate([self.backend.run(batch[s:s + max_batch])[:, :K]
                                for s in range(0, len(batch), max_batch)])
 
     def decode(self, heatmaps: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:

@@ -158,9 +158,9 @@ def run_gt_boxes(estimator, evalset: EvalSet) -> PairedRun:
 @dataclass
 class DetectionRun:
     """The estimator with its own detector: COCO results (what `PoseEstimator(image)` returns), and the
-    detector alone: box recall (share
-    of annotated people whose GT box some detection overlaps at IoU >= 0.5, whatever keypoints were found in
-    it), box AP at IoU 0.5 against every person box (with or without keypoints), boxes found."""
+    detector alone: box recall (share of annotated people whose GT box some detection overlaps at IoU >= 0.5,
+    whatever keypoints were found in it), box AP at IoU 0.5 against every person box (with or without
+    keypoints), boxes found."""
     results: list[dict]
     box_recall: float
     box_ap50: float
@@ -170,6 +170,10 @@ class DetectionRun:
 def run_detections(estimator, evalset: EvalSet) -> DetectionRun:
     results, matched, found = [], 0, 0
     all_gt, all_det = [], []
+    person_boxes: dict[int, list] = {i: [] for i in evalset.image_paths}
+    for a in evalset.coco["annotations"]:
+        if not a.get("iscrowd", 0):
+            person_boxes[a["image_id"]].append(a["bbox"])
     for image_id in _progress(evalset.image_paths, "detections"):
         if (image := _read(evalset.image_paths[image_id])) is None:
             continue
@@ -180,8 +184,7 @@ def run_detections(estimator, evalset: EvalSet) -> DetectionRun:
         if len(boxes) and len(gt_boxes):
             matched += int((box_iou(gt_boxes, boxes).max(1) >= 0.5).sum())
         all_det.append(det)
-        all_gt.append(np.array([a["bbox"] for a in evalset.coco["annotations"]
-                                if a["image_id"] == image_id and not a.get("iscrowd", 0)], np.float64))
+        all_gt.append(np.array(person_boxes[image_id], np.float64))
         for person in estimator.find(image, boxes):
             results.append(keypoint_result(image_id, person.keypoints, person.score))
     return DetectionRun(results, matched / max(evalset.num_people, 1), box_ap50(all_gt, all_det), found)
