@@ -15,6 +15,13 @@ def _device(p: argparse.ArgumentParser) -> None:
                    help="auto (CUDA fp16, else ONNX Runtime, else torch CPU), cuda, onnx, cpu")
 
 
+def _det_tiles(p: argparse.ArgumentParser) -> None:
+    from poselive.estimator import DET_TILES_DEFAULT  # light: the estimator imports no network code at load
+    p.add_argument("--det-tiles", action=argparse.BooleanOptionalAction, default=DET_TILES_DEFAULT,
+                   help="also look for people in the image's four corner tiles (finds smaller people; five "
+                        "detector passes instead of one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="poselive", description="Real-time body and face landmarks.")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -116,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--det-size", type=int, default=256, help="letterbox side for the person detector (larger "
                    "finds smaller people)")
     p.add_argument("--det-threshold", type=float, default=0.1, help="person-centre score a detection needs")
+    _det_tiles(p)
     p.add_argument("--baseline", action="store_true", help="also run MediaPipe (body) / dlib (face) if installed")
     p.add_argument("--out", help="write the metrics (and CED plot for faces) here")
     _device(p)
@@ -126,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="body", choices=["body", "face"])
     p.add_argument("--boxes", help="json: {file_name: [[x, y, w, h], ...]} boxes to use instead of detection")
     p.add_argument("--out", required=True, help="results json")
+    _det_tiles(p)
     p.add_argument("--render", metavar="DIR", help="also write each image with what was found drawn on it, "
                    "as DIR/<image stem>.jpg")
     p.add_argument("--model", default=None, help="model name or weights file")

@@ -1,33 +1,51 @@
-"""Finding people: the body-det network on the whole frame, letterboxed to `input_size`, decoded into boxes."""
+"""Finding people: the body-det network on the whole frame, letterboxed to `input_size`, decoded into boxes;
+optionally also on the frame's four corner tiles, for small people."""
 from __future__ import annotations
 
 import numpy as np
 
+from poselive.boxes import nms
 from poselive.det_codec import CentreCodec
 from poselive.transforms import apply_matrix, invert_matrix, normalize_bgr, warp_crop
 from poselive.train.det_data import letterbox_matrix
+
+TILE_FRACTION = 0.6   # each corner tile spans 60% of the frame's width and height: they overlap by 20%
+TILE_EDGE_PX = 2.0    # a box within this of a tile's inner edge was cut by the tile
+NMS_IOU = 0.6         # boxes overlapping more are one person (the decoder's NMS, and the tiles' merge)
 
 
 class PersonDetector:
     """image (H, W, 3) uint8 BGR -> boxes (M, 5): x, y, w, h in image px and score, best first.
 
     backend: a poselive.backends Backend running the body-det network. input_size: the letterbox side in px
-    (larger finds smaller people, costs more)."""
+    (larger finds smaller people, costs more). tiles: also run on the four corner tiles (TILE_FRACTION of each
+    side) and merge; a small person then gets 1 / TILE_FRACTION times the pixels, for five network passes
+    instead of one. A still photo can afford that; the live pipeline does not use it."""
 
-    def __init__(self, backend, input_size: int = 256, threshold: float = 0.2, max_people: int = 30):
+    def __init__(self, backend, input_size: int = 256, threshold: float = 0.2, max_people: int = 30,
+                 tiles: bool = False):
         self.backend = backend
         self.input_size = input_size
         self.threshold = threshold
         self.max_people = max_people
+        self.tiles = tiles
         self.codec = CentreCodec()
 
     def __call__(self, image: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """threshold: this call's person-centre score cut (None: the detector's own)."""
+        thr = self.threshold if threshold is None else threshold
+        boxes = self._whole(image, thr)
+        if not self.tiles:
+            return boxes
+        found = [boxes] + [self._tile(image, x0, y0, w, h, thr) for x0, y0, w, h in corner_tiles(image.shape)]
+        return nms(np.concatenate(found).astype(np.float32), NMS_IOU)[:self.max_people]
+
+    def _whole(self, image: np.ndarray, thr: float) -> np.ndarray:
         h, w = image.shape[:2]
         m = letterbox_matrix((w, h), self.input_size)
         canvas = warp_crop(image, m, (self.input_size, self.input_size))
         out = self.backend.run(normalize_bgr(canvas[None]))
-        boxes = self.codec.decode(out, self.threshold if threshold is None else threshold, self.max_people)[0]
+        boxes = self.codec.decode(out, thr, self.max_people, NMS_IOU)[0]
         if len(boxes) == 0:
             return boxes.reshape(0, 5)
         inv = invert_matrix(m)
@@ -37,3 +55,22 @@ class PersonDetector:
         br = np.clip(br, 0, [w - 1, h - 1])
         res = np.c_[tl, br - tl, boxes[:, 4]].astype(np.float32)
         return res[(res[:, 2] >= 2) & (res[:, 3] >= 2)]
+
+    def _tile(self, image: np.ndarray, x0: int, y0: int, w: int, h: int, thr: float) -> np.ndarray:
+        """Boxes found in one tile, in image px. A box touching an edge the tile shares with the frame's inside
+        is a person cut in two by the tile: dropped, as the whole frame or a neighbouring tile sees all of him."""
+        H, W = image.shape[:2]
+        d = self._whole(image[y0:y0 + h, x0:x0 + w], thr)
+        e = TILE_EDGE_PX
+        cut = (((x0 > 0) & (d[:, 0] < e)) | ((x0 + w < W) & (d[:, 0] + d[:, 2] > w - 1 - e))
+               | ((y0 > 0) & (d[:, 1] < e)) | ((y0 + h < H) & (d[:, 1] + d[:, 3] > h - 1 - e)))
+        d = d[~cut]
+        d[:, :2] += (x0, y0)
+        return d
+
+
+def corner_tiles(shape) -> list[tuple[int, int, int, int]]:
+    """The four corner tiles (x0, y0, w, h) of an image of `shape` (H, W, ...), TILE_FRACTION of each side."""
+    H, W = shape[:2]
+    w, h = max(int(W * TILE_FRACTION), 1), max(int(H * TILE_FRACTION), 1)
+    return [(x0, y0, w, h) for y0 in (0, H - h) for x0 in (0, W - w)]

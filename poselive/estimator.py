@@ -118,6 +118,9 @@ def box_from_keypoints(kps: np.ndarray, min_score: float = 0.2, margin: float = 
     return (float(lo[0]), float(lo[1]), float(wh[0]), float(wh[1]))
 
 
+DET_TILES_DEFAULT = False
+
+
 class PoseEstimator:
     """Bodies (COCO-17) in an image. See the module docstring.
 
@@ -131,7 +134,8 @@ class PoseEstimator:
     this much (people in given boxes always are); refine: see `find`; flip_test: average each crop's heatmaps
     with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes, fourth-session
     body-lite) OKS AP 0.387 -> 0.403, PCK@0.2 0.906 -> 0.913, recall at OKS 0.5 0.717 -> 0.703, for twice the
-    network time. The live pipeline runs the network itself, without.
+    network time. The live pipeline runs the network itself, without. det_tiles: the detector also looks at
+    the image's four corner tiles (`PersonDetector`), for small people.
 
     Why 0.4: on our validation split and coco_mini, every detected person that matched a real one at OKS 0.5
     scored at least 0.4, while 25% and 56% of all detections scored less; on random-noise frames 32 of 33
@@ -140,12 +144,12 @@ class PoseEstimator:
     def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
                  detector: str | os.PathLike = "body-det", det_size: int = 256, det_threshold: float = 0.1,
                  threads: int | None = None, min_person_score: float = 0.4, refine: bool = True,
-                 flip_test: bool = True):
+                 flip_test: bool = True, det_tiles: bool = DET_TILES_DEFAULT):
         self.keypoints = KeypointModel(model, device, expect_schema="coco17", threads=threads)
         self.min_person_score = min_person_score
         self.refine = refine
         self.flip_test = flip_test
-        self._detector_spec = (detector, device, det_size, det_threshold, threads)
+        self._detector_spec = (detector, device, det_size, det_threshold, threads, det_tiles)
         self._detector = None
 
     @property
@@ -153,9 +157,9 @@ class PoseEstimator:
         if self._detector is None:  # loaded on first use: box-driven callers never pay for it
             from poselive.backends import make_backend
             from poselive.detector import PersonDetector
-            weights, device, size, thr, threads = self._detector_spec
+            weights, device, size, thr, threads, tiles = self._detector_spec
             backend = make_backend(resolve_weights(weights), device, threads=threads)
-            self._detector = PersonDetector(backend, size, thr)
+            self._detector = PersonDetector(backend, size, thr, tiles=tiles)
         return self._detector
 
     def detect(self, image: np.ndarray, threshold: float | None = None) -> np.ndarray:

@@ -233,7 +233,8 @@ def eval_body(args) -> int:
         raise PoseliveError("no annotated people with keypoints to evaluate on")
     gt_coco = coco_ground_truth(evalset.coco)
     model = args.model or "body-lite"
-    estimator = PoseEstimator(model, device=args.device, det_size=args.det_size, det_threshold=args.det_threshold)
+    estimator = PoseEstimator(model, device=args.device, det_size=args.det_size, det_threshold=args.det_threshold,
+                              det_tiles=args.det_tiles)
     label = _model_label(str(model))
     n_people = evalset.num_people
     where = "our validation split" if args.data is None else ", ".join(args.data)
