@@ -38,7 +38,8 @@ class PersonDetector:
         if not self.tiles:
             return boxes
         found = [boxes] + [self._tile(image, x0, y0, w, h, thr) for x0, y0, w, h in corner_tiles(image.shape)]
-        return nms(np.concatenate(found).astype(np.float32), NMS_IOU)[:self.max_people]
+        # max_people holds per pass, not for the merge: a crowd spread over the tiles is more than one pass's.
+        return nms(np.concatenate(found).astype(np.float32), NMS_IOU)
 
     def _whole(self, image: np.ndarray, thr: float) -> np.ndarray:
         h, w = image.shape[:2]

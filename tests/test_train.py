@@ -132,26 +132,6 @@ def test_half_body_crops_frame_the_upper_body_the_legs_or_a_close_up_of_head_and
     assert kinds == {"legs", "upper body", "head and shoulders"}
 
 
-def test_person_finding_scenes_draw_photos_of_several_people_twice_as_often():
-    """A red photo of one person, a green one of two, a blue one of nobody: whole-frame scenes (no mosaic)
-    show green about half the time, and every box a scene returns is inside it."""
-    from poselive.train.det_data import DetCache, augment_scene
-    imgs = np.zeros((3, 64, 64, 3), np.uint8)
-    imgs[0, ..., 2] = imgs[1, ..., 1] = imgs[2, ..., 0] = 200
-    boxes = [np.array([[10, 10, 20, 40]], np.float32), np.array([[5, 5, 20, 40], [35, 5, 20, 40]], np.float32),
-             np.zeros((0, 4), np.float32)]
-    cache = DetCache(imgs, boxes)
-    p = cache.draw_probabilities()
-    assert np.allclose(p, [0.25, 0.5, 0.25])
-    rng = np.random.default_rng(0)
-    counts = np.zeros(3)
-    for _ in range(400):
-        img, b = augment_scene(cache, rng, (48, 48), NO_COLOUR_CHANGE, mosaic_prob=0.0, draw_p=p)
-        counts[2 - int(np.argmax(img.reshape(-1, 3).astype(int).sum(0)))] += 1  # BGR: red is channel 2
-        assert np.all(b[:, :2] >= 0) and np.all(b[:, :2] + b[:, 2:] <= 48 + 1e-3)
-    assert abs(counts[1] / 400 - 0.5) < 0.08 and abs(counts[0] / 400 - 0.25) < 0.08
-
-
 def test_a_short_training_run_lowers_the_loss(fashion_b):
     from poselive.nets.configs import config_by_name
     from poselive.nets.hourglass import StackedHourglass

@@ -84,13 +84,6 @@ class DetCache:
     def __len__(self) -> int:
         return len(self.images)
 
-    def draw_probabilities(self) -> np.ndarray:
-        """How often each image is drawn into a scene: photos of several people count double. Single-person
-        fashion shots are ~40% of the images, and a detector fed mostly those learns one big centred person,
-        where real frames (coco_mini, the demo videos) hold crowds of small, overlapping ones."""
-        w = np.array([2.0 if len(b) >= 2 else 1.0 for b in self.boxes])
-        return w / w.sum()
-
 
 def build_det_cache(items: list[ImageBoxes], cache_file: Path | None = None) -> DetCache:
     key = hashlib.sha1(json.dumps([i.image_path for i in items]).encode()).hexdigest()[:12]
@@ -142,9 +135,8 @@ def _place(cache: DetCache, i: int, out_wh, region_xywh, rng, flip: bool):
 
 
 def augment_scene(cache: DetCache, rng: np.random.Generator, out_wh: tuple[int, int], aug: AugmentConfig,
-                  mosaic_prob: float = 0.5, draw_p: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One training scene: (H, W, 3) uint8 and person boxes (B, 4) xywh in its px. draw_p: the probability of
-    drawing each cache image (DetCache.draw_probabilities; None: uniform)."""
+                  mosaic_prob: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
+    """One training scene: (H, W, 3) uint8 and person boxes (B, 4) xywh in its px."""
     W, H = out_wh
     canvas = np.empty((H, W, 3), np.uint8)
     canvas[:] = MEAN_BGR_U8
@@ -157,7 +149,7 @@ def augment_scene(cache: DetCache, rng: np.random.Generator, out_wh: tuple[int, 
     for reg in regions:
         if reg[2] < 8 or reg[3] < 8:
             continue
-        i = int(rng.choice(len(cache), p=draw_p)) if draw_p is not None else int(rng.integers(len(cache)))
+        i = int(rng.integers(len(cache)))
         m = _place(cache, i, out_wh, reg, rng, bool(rng.random() < 0.5))
         part = cv2.warpAffine(cache.images[i], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                               borderValue=MEAN_BGR_U8)

@@ -126,7 +126,6 @@ class DetectionTask:
         self.cfg, self.train_cache, self.val_cache, self.aug = cfg, train_cache, val_cache, aug
         self.codec = CentreCodec()
         self.hm_wh = ((cfg.input_wh[0] + 3) // 4, (cfg.input_wh[1] + 3) // 4)
-        self.draw_p = train_cache.draw_probabilities()
 
     def init_model(self, model: StackedHourglass) -> None:
         # Start the centre logits at a 10% prior (CenterNet), so the focal loss does not begin by shouting
@@ -137,7 +136,7 @@ class DetectionTask:
     def batch(self, rng: np.random.Generator, n: int):
         imgs, centres, sizes, masks = [], [], [], []
         for _ in range(n):
-            img, boxes = augment_scene(self.train_cache, rng, self.cfg.input_wh, self.aug, draw_p=self.draw_p)
+            img, boxes = augment_scene(self.train_cache, rng, self.cfg.input_wh, self.aug)
             c, s, m = self.codec.encode(boxes, self.hm_wh)
             imgs.append(img)
             centres.append(c)
