@@ -34,14 +34,15 @@ class PersonDetector:
     def __call__(self, image: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """threshold: this call's person-centre score cut (None: the detector's own)."""
         thr = self.threshold if threshold is None else threshold
-        boxes = self._whole(image, thr)
+        boxes = self._one_pass(image, thr)
         if not self.tiles:
             return boxes
         found = [boxes] + [self._tile(image, x0, y0, w, h, thr) for x0, y0, w, h in corner_tiles(image.shape)]
         # max_people holds per pass, not for the merge: a crowd spread over the tiles is more than one pass's.
         return nms(np.concatenate(found).astype(np.float32), NMS_IOU)
 
-    def _whole(self, image: np.ndarray, thr: float) -> np.ndarray:
+    def _one_pass(self, image: np.ndarray, thr: float) -> np.ndarray:
+        """Boxes (M, 5) the network finds in `image` (a frame or a tile) letterboxed whole, in its px."""
         h, w = image.shape[:2]
         m = letterbox_matrix((w, h), self.input_size)
         canvas = warp_crop(image, m, (self.input_size, self.input_size))
@@ -61,7 +62,7 @@ class PersonDetector:
         """Boxes found in one tile, in image px. A box touching an edge the tile shares with the frame's inside
         is a person cut in two by the tile: dropped, as the whole frame or a neighbouring tile sees all of him."""
         H, W = image.shape[:2]
-        d = self._whole(image[y0:y0 + h, x0:x0 + w], thr)
+        d = self._one_pass(image[y0:y0 + h, x0:x0 + w], thr)
         e = TILE_EDGE_PX
         cut = (((x0 > 0) & (d[:, 0] < e)) | ((x0 + w < W) & (d[:, 0] + d[:, 2] > w - 1 - e))
                | ((y0 > 0) & (d[:, 1] < e)) | ((y0 + h < H) & (d[:, 1] + d[:, 3] > h - 1 - e)))

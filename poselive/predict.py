@@ -141,8 +141,8 @@ def predict_command(args) -> int:
         estimator, run = _face_estimator(args), _face_results
     else:
         from poselive.estimator import PoseEstimator
-        estimator, run = PoseEstimator(args.model or "body-lite", device=args.device,
-                                                   det_tiles=args.det_tiles), _body_results
+        estimator = PoseEstimator(args.model or "body-lite", device=args.device, det_tiles=args.det_tiles)
+        run = _body_results
     results, done = [], 0
     for path in images:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
