@@ -16,8 +16,7 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 
 def _det_tiles(p: argparse.ArgumentParser) -> None:
-    from poselive.estimator import DET_TILES_DEFAULT  # light: the estimator imports no network code at load
-    p.add_argument("--det-tiles", action=argparse.BooleanOptionalAction, default=DET_TILES_DEFAULT,
+    p.add_argument("--det-tiles", action="store_true",
                    help="also look for people in the image's four corner tiles (finds smaller people; five "
                         "detector passes instead of one)")
 

@@ -118,9 +118,6 @@ def box_from_keypoints(kps: np.ndarray, min_score: float = 0.2, margin: float = 
     return (float(lo[0]), float(lo[1]), float(wh[0]), float(wh[1]))
 
 
-DET_TILES_DEFAULT = False
-
-
 class PoseEstimator:
     """Bodies (COCO-17) in an image. See the module docstring.
 
@@ -144,7 +141,7 @@ class PoseEstimator:
     def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
                  detector: str | os.PathLike = "body-det", det_size: int = 256, det_threshold: float = 0.1,
                  threads: int | None = None, min_person_score: float = 0.4, refine: bool = True,
-                 flip_test: bool = True, det_tiles: bool = DET_TILES_DEFAULT):
+                 flip_test: bool = True, det_tiles: bool = False):
         self.keypoints = KeypointModel(model, device, expect_schema="coco17", threads=threads)
         self.min_person_score = min_person_score
         self.refine = refine

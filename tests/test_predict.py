@@ -281,24 +281,22 @@ def test_corner_tiles_box_more_of_the_small_people_in_crowded_coco_photos(shared
     from poselive.backends import make_backend
     from poselive.boxes import box_iou
     from poselive.detector import PersonDetector
+    from poselive.train.evaluate import load_eval_set
     ann = shared_data / "body" / "coco_mini" / "person_keypoints.json"
     if not ann.exists():
         pytest.skip(f"coco_mini not found at {ann.parent}")
-    d = json.loads(ann.read_text())
+    evalset = load_eval_set([ann])
     backend = make_backend(shipped("body-det"), "onnx")
     whole, tiled = PersonDetector(backend, 256, 0.1), PersonDetector(backend, 256, 0.1, tiles=True)
     found = {"whole": 0, "tiles": 0}
-    people = 0
-    for im in d["images"]:
-        gt = np.array([a["bbox"] for a in d["annotations"]
-                       if a["image_id"] == im["id"] and a.get("num_keypoints", 0) > 0], float).reshape(-1, 4)
-        if not len(gt):
+    for image_id, people in evalset.people.items():
+        if not people:
             continue
-        image = cv2.imread(str(ann.parent / "images" / im["file_name"]))
-        people += len(gt)
+        gt = np.array([a["bbox"] for a in people], float)
+        image = cv2.imread(str(evalset.image_paths[image_id]))
         for name, det in (("whole", whole), ("tiles", tiled)):
             boxes = det(image)
             assert np.all(boxes[:, :2] >= 0) and np.all(boxes[:, :2] + boxes[:, 2:4] <= image.shape[1::-1])
             if len(boxes):
                 found[name] += int((box_iou(gt, boxes).max(1) >= 0.5).sum())
-    assert found["tiles"] >= found["whole"] + 0.05 * people, (found, people)
+    assert found["tiles"] >= found["whole"] + 0.05 * evalset.num_people, (found, evalset.num_people)

@@ -40,13 +40,14 @@ def half_body_box(kps: np.ndarray, rng: np.random.Generator, upper: tuple[int, .
     webcam's framing and COCO's many close-ups, where the network, having seen whole bodies, squeezed a full
     skeleton into the face."""
     r = rng.random()
-    part = upper if r < 0.45 else lower if r < 0.75 else closeup
+    is_closeup = r >= 0.75
+    part = closeup if is_closeup else upper if r < 0.45 else lower
     pts = kps[list(part)]
     pts = pts[pts[:, 2] > 0, :2]
     if len(pts) < 3:
         return None
     lo, hi = pts.min(0), pts.max(0)
-    if part is closeup:
+    if is_closeup:
         hi = hi + (0.0, rng.uniform(0.0, 0.8) * (hi[1] - lo[1]))
     c, wh = (lo + hi) / 2, np.maximum((hi - lo) * 1.3, 8.0)
     return (c[0] - wh[0] / 2, c[1] - wh[1] / 2, wh[0], wh[1])
