@@ -19,6 +19,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from scipy.optimize import linear_sum_assignment
 
+from poselive.boxes import box_iou
 from poselive.schemas import COCO17, KeypointSchema
 from poselive.tables import format_table
 
@@ -119,6 +120,15 @@ def recall_at_oks(ev: COCOeval | None, gt: COCO, threshold: float = 0.5) -> floa
         rows, cs = linear_sum_assignment(-m)
         hits += int((m[rows, cs] >= threshold).sum())
     return hits / len(wanted)
+
+
+def people_boxed(gt_boxes: np.ndarray, detections: np.ndarray, iou: float = 0.5) -> int:
+    """How many of one image's people (M, 4) xywh some detection (D, 4+) overlaps at box IoU >= `iou`: the
+    detector's recall count, whatever keypoints are later found in the boxes."""
+    gt_boxes, detections = np.asarray(gt_boxes).reshape(-1, 4), np.asarray(detections)
+    if len(gt_boxes) == 0 or len(detections) == 0:
+        return 0
+    return int((box_iou(gt_boxes, detections[:, :4]).max(1) >= iou).sum())
 
 
 def box_ap50(gt_boxes: list[np.ndarray], detections: list[np.ndarray]) -> float:

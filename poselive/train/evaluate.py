@@ -20,8 +20,7 @@ import cv2
 import numpy as np
 
 from poselive.body_metrics import (BodyScores, box_ap50, coco_ground_truth, format_comparison, keypoint_result,
-                                   pck, score_body)
-from poselive.boxes import box_iou
+                                   pck, people_boxed, score_body)
 from poselive.errors import PoseliveError
 from poselive.tables import format_table
 from poselive.train.coco_data import HAND_SETS, data_root, read_coco, split_of
@@ -180,9 +179,7 @@ def run_detections(estimator, evalset: EvalSet) -> DetectionRun:
         det = estimator.detect(image)
         boxes = det[:, :4]
         found += len(boxes)
-        gt_boxes = np.array([p["bbox"] for p in evalset.people[image_id]], np.float64).reshape(-1, 4)
-        if len(boxes) and len(gt_boxes):
-            matched += int((box_iou(gt_boxes, boxes).max(1) >= 0.5).sum())
+        matched += people_boxed(np.array([p["bbox"] for p in evalset.people[image_id]], np.float64), boxes)
         all_det.append(det)
         all_gt.append(np.array(person_boxes[image_id], np.float64))
         for person in estimator.find(image, boxes):
