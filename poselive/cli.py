@@ -17,8 +17,8 @@ def _device(p: argparse.ArgumentParser) -> None:
 
 def _det_tiles(p: argparse.ArgumentParser) -> None:
     p.add_argument("--det-tiles", action="store_true",
-                   help="also look for people in the image's four corner tiles (finds smaller people; five "
-                        "detector passes instead of one)")
+                   help="also look for people in the image's four corner tiles (finds smaller people; four "
+                        "more detector passes at full size)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,8 +25,8 @@ class PersonDetector:
     Measured with the shipped body-det at threshold 0.1 (fifth-session weights, `runs/pyrexp.py`): people
     boxed at IoU 0.5 went 0.807 -> 0.845 on our validation split and 0.547 -> 0.593 on coco_mini, box AP@0.5
     0.584 -> 0.635 and 0.129 -> 0.130, for a quarter of a pass more. tiles: also run on the four corner tiles
-    (TILE_FRACTION of each side) and merge; a small person then gets 1 / TILE_FRACTION times the pixels, for five
-    network passes instead of one. A still photo can afford that; the live pipeline does not use it."""
+    (TILE_FRACTION of each side) and merge; a small person then gets 1 / TILE_FRACTION times the pixels, for four
+    more full-size network passes. A still photo can afford that; the live pipeline does not use it."""
 
     def __init__(self, backend, input_size: int = 256, threshold: float = 0.2, max_people: int = 30,
                  tiles: bool = False, half_pass: bool = True):
@@ -38,11 +38,13 @@ class PersonDetector:
         self.half_pass = half_pass
         self.codec = CentreCodec()
 
-    def __call__(self, image: np.ndarray, threshold: float | None = None) -> np.ndarray:
-        """threshold: this call's person-centre score cut (None: the detector's own)."""
+    def __call__(self, image: np.ndarray, threshold: float | None = None, half_pass: bool | None = None
+                 ) -> np.ndarray:
+        """threshold, half_pass: this call's person-centre score cut and half-size pass (None: the detector's
+        own)."""
         thr = self.threshold if threshold is None else threshold
         found = [self._one_pass(image, thr, self.input_size)]
-        if self.half_pass:
+        if self.half_pass if half_pass is None else half_pass:
             found.append(self._one_pass(image, thr, max(self.input_size // 2, 32)))
         if self.tiles:
             found += [self._tile(image, x0, y0, w, h, thr) for x0, y0, w, h in corner_tiles(image.shape)]

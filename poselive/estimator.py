@@ -132,7 +132,8 @@ class PoseEstimator:
     with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes, fourth-session
     body-lite) OKS AP 0.387 -> 0.403, PCK@0.2 0.906 -> 0.913, recall at OKS 0.5 0.717 -> 0.703, for twice the
     network time. The live pipeline runs the network itself, without. det_tiles: the detector also looks at
-    the image's four corner tiles (`PersonDetector`), for small people.
+    the image's four corner tiles (`PersonDetector`), for small people; it always looks at the whole image
+    twice, at `det_size` and half of it, for large ones.
 
     Why 0.4: on our validation split and coco_mini, every detected person that matched a real one at OKS 0.5
     scored at least 0.4, while 25% and 56% of all detections scored less; on random-noise frames 32 of 33
@@ -159,9 +160,11 @@ class PoseEstimator:
             self._detector = PersonDetector(backend, size, thr, tiles=tiles)
         return self._detector
 
-    def detect(self, image: np.ndarray, threshold: float | None = None) -> np.ndarray:
-        """Person boxes (M, 5): x, y, w, h, score in image px. threshold: None for det_threshold."""
-        return self.detector(check_image(image), threshold)
+    def detect(self, image: np.ndarray, threshold: float | None = None, half_pass: bool | None = None
+               ) -> np.ndarray:
+        """Person boxes (M, 5): x, y, w, h, score in image px. threshold: None for det_threshold; half_pass:
+        None for the detector's own (on: see `PersonDetector`)."""
+        return self.detector(check_image(image), threshold, half_pass)
 
     def __call__(self, image: np.ndarray, boxes=None) -> list[Person]:
         image = check_image(image)

@@ -33,6 +33,10 @@ class PipelineConfig:
     # detector misses, while every extra box costs a crop on each detector frame. On demos/vtest_short.mp4
     # 0.1 gave 61 ids and 318 ms a frame against 28 ids and 153 ms with 0.2 (close-up clip: 34 ids vs 9).
     det_threshold: float = 0.2
+    # Still photos also run the detector at half its letterbox side, for people too large for the main pass
+    # (`PersonDetector`). Video leaves it off: tracks already keep the large people, and its extra boxes broke
+    # tracks (sixth session, `poselive track`: the close-up clip 6 -> 12 ids, openpose_video 57 -> 64).
+    det_half_pass: bool = False
     min_person_score: float = 0.25
     duplicate_iou: float = DUPLICATE_IOU
     same_pose_oks: float = SAME_POSE_OKS
@@ -126,7 +130,7 @@ class Pipeline:
         detect = len(boxes) == 0 or index - self._last_detect >= self.config.detect_every
         if detect:
             with timer.stage("detect"):
-                det = self.estimator.detect(image, self.config.det_threshold)
+                det = self.estimator.detect(image, self.config.det_threshold, self.config.det_half_pass)
             self._last_detect = index
             if len(det):
                 # Keep tracked crops (they follow the body closely); add detections that are nobody's yet.
