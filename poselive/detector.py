@@ -43,8 +43,9 @@ class PersonDetector:
         """threshold, half_pass: this call's person-centre score cut and half-size pass (None: the detector's
         own)."""
         thr = self.threshold if threshold is None else threshold
+        half = self.half_pass if half_pass is None else half_pass
         found = [self._one_pass(image, thr, self.input_size)]
-        if self.half_pass if half_pass is None else half_pass:
+        if half:
             found.append(self._one_pass(image, thr, max(self.input_size // 2, 32)))
         if self.tiles:
             found += [self._tile(image, x0, y0, w, h, thr) for x0, y0, w, h in corner_tiles(image.shape)]

@@ -34,8 +34,8 @@ class PipelineConfig:
     # 0.1 gave 61 ids and 318 ms a frame against 28 ids and 153 ms with 0.2 (close-up clip: 34 ids vs 9).
     det_threshold: float = 0.2
     # Still photos also run the detector at half its letterbox side, for people too large for the main pass
-    # (`PersonDetector`). Video leaves it off: tracks already keep the large people, and its extra boxes broke
-    # tracks (sixth session, `poselive track`: the close-up clip 6 -> 12 ids, openpose_video 57 -> 64).
+    # (`PersonDetector`). Video leaves it off: its extra boxes start tracks of their own (sixth session,
+    # `poselive track`: the close-up clip 6 -> 12 ids, openpose_video 57 -> 64, vtest.avi 145 -> 227).
     det_half_pass: bool = False
     min_person_score: float = 0.25
     duplicate_iou: float = DUPLICATE_IOU

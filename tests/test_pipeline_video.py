@@ -3,7 +3,6 @@ videos, checked for what the JSONL promises, stable ids, and clean handling of m
 from __future__ import annotations
 
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
