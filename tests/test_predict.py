@@ -55,12 +55,13 @@ def pck_of(result: dict, gt: np.ndarray, box) -> float:
     return pck(pred, gt[None], np.array([box], float))[0]
 
 
-def test_predict_finds_the_annotated_person_with_the_shipped_weights(fashion_photo, tmp_path):
-    shipped("body-lite")
+@pytest.mark.parametrize("model", ["body-lite", "body-lite-160"])
+def test_predict_finds_the_annotated_person_with_the_shipped_weights(fashion_photo, tmp_path, model):
+    shipped(model)
     shipped("body-det")
     image, gt, box = fashion_photo
     out = tmp_path / "results.json"
-    assert main(["predict", str(image), "--out", str(out)]) == 0
+    assert main(["predict", str(image), "--model", model, "--out", str(out)]) == 0
     results = json.loads(out.read_text())
     assert results, "the detector found no one in a photo of one standing person"
     best = max(results, key=lambda r: r["score"])

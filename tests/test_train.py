@@ -212,3 +212,27 @@ def test_a_changed_validation_metric_restarts_the_best(fashion_b, tmp_path):
           progress=False)
     best = read_checkpoint(tmp_path / "best.pt")
     assert best["step"] == 4 and best["metric_name"] == KeypointTask.metric_name
+
+
+def test_a_state_saved_at_another_input_size_trains_on_at_the_configs_size(fashion_b, tmp_path):
+    """body-lite-160 began as body-lite's 128x96 training state: resuming the older state must build the network
+    at the task's size (crops and targets are made at that size), keep the weights, and judge best afresh."""
+    from dataclasses import replace
+    from poselive.checkpoint import read_checkpoint
+    from poselive.nets.configs import config_by_name
+    from poselive.train.loop import KeypointTask, TrainConfig, train
+    cache = build_cache(fashion_b[:6])
+    tc = TrainConfig(batch=2, val_every=2)
+    small = replace(config_by_name("body-lite"), input_wh=(48, 64))
+    train(KeypointTask(small, cache, cache), "body-lite", tmp_path, max_steps=2, tc=tc, progress=False)
+    blob = read_checkpoint(tmp_path / "last.pt")
+    assert tuple(blob["config"]["input_wh"]) == (48, 64)
+    blob["best_metric"] = 2.0                                          # unbeatable at the old size
+    torch.save(blob, tmp_path / "last.pt")
+    (tmp_path / "best.pt").unlink()
+    big = config_by_name("body-lite")
+    train(KeypointTask(big, cache, cache), "body-lite", tmp_path, max_steps=2, tc=tc, progress=False)
+    resumed = read_checkpoint(tmp_path / "last.pt")
+    assert tuple(resumed["config"]["input_wh"]) == big.input_wh and resumed["step"] == 4
+    best = read_checkpoint(tmp_path / "best.pt")
+    assert best["step"] == 4 and tuple(best["config"]["input_wh"]) == big.input_wh

@@ -28,9 +28,10 @@ from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_m
 
 log = logging.getLogger(__name__)
 
-# MediaPipe sees our crop region at this many times our network's input size (3 x 96x128 = 288x384 for
-# body-lite): the same view of the person, at a resolution its own 256 px person detector can use.
-MEDIAPIPE_CROP_SCALE = 3
+# MediaPipe sees our crop region cut 384 px tall (288x384 for body-lite's 3:4 crops): the same view of the
+# person, at a resolution its own 256 px person detector can use, and the same whatever our input size is, so
+# its figures stay comparable across our models.
+MEDIAPIPE_CROP_HEIGHT = 384
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,10 @@ def run_detections(estimator, evalset: EvalSet) -> DetectionRun:
 
 def run_mediapipe(evalset: EvalSet, input_wh: tuple[int, int]) -> PairedRun:
     """MediaPipe BlazePose Full on the crops our model sees (GT box -> box_to_crop, 1.25x), cut at
-    MEDIAPIPE_CROP_SCALE x `input_wh`. A person MediaPipe does not find gets no result and scores as missed
+    MEDIAPIPE_CROP_HEIGHT px tall (`input_wh` gives the aspect). A person MediaPipe does not find gets no result and scores as missed
     (its keypoints are NaN, so no joint of it is within any threshold)."""
     from poselive.baselines.mediapipe_pose import mediapipe_on_crops
-    out_wh = (input_wh[0] * MEDIAPIPE_CROP_SCALE, input_wh[1] * MEDIAPIPE_CROP_SCALE)
+    out_wh = (round(MEDIAPIPE_CROP_HEIGHT * input_wh[0] / input_wh[1]), MEDIAPIPE_CROP_HEIGHT)
     crops, mats, owners, gts, boxes, sets = [], [], [], [], [], []
     for image_id in _progress(evalset.image_paths, "MediaPipe crops"):
         people = evalset.people[image_id]

@@ -11,7 +11,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 from poselive.body_metrics import box_ap50, pck
 from poselive.checkpoint import read_checkpoint, save_checkpoint
 from poselive.codec import HeatmapCodec
-from poselive.nets.configs import NetConfig, config_by_name
+from poselive.nets.configs import NetConfig
 from poselive.nets.hourglass import StackedHourglass, count_params
 from poselive.schemas import schema_by_name
 from poselive.train.augment import AugmentConfig, augment_person
@@ -177,13 +177,21 @@ def train(task, config_name: str, out_dir: Path, minutes: float | None = None, m
     validation figure to out_dir/best.pt. Returns the last figures (step, loss, val)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    cfg = config_by_name(config_name)
+    if task.cfg.name != config_name:
+        raise ValueError(f"the task trains {task.cfg.name}, not {config_name}")
+    cfg = task.cfg  # the task makes its crops and targets at this config's input size
     model = StackedHourglass(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     step, best = 0, -1.0
     if resume and last_path.exists():
         blob = read_checkpoint(last_path)
         cfg = NetConfig.from_dict(blob["config"])
+        resized = cfg.input_wh != task.cfg.input_wh
+        if resized:
+            # The state was saved at another input size than the named config's (body-lite-160 began as
+            # body-lite's 128x96 state). The network is fully convolutional: the same weights train on at the
+            # task's size.
+            cfg = replace(cfg, input_wh=task.cfg.input_wh)
         model = StackedHourglass(cfg)
         model.load_state_dict(blob["state_dict"])
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
@@ -192,6 +200,10 @@ def train(task, config_name: str, out_dir: Path, minutes: float | None = None, m
         if blob.get("metric_name", task.metric_name) != task.metric_name:
             # The validation figure changed meaning (e.g. F1 -> AP): an old best is no yardstick for the new one.
             log.info("validation metric is now %s (was %s): best reset", task.metric_name, blob["metric_name"])
+            best = -1.0
+        if resized:
+            # A best measured at the old input size is no yardstick for the new one.
+            log.info("input size is now %s (was %s): best reset", cfg.input_wh, tuple(blob["config"]["input_wh"]))
             best = -1.0
         log.info("resumed %s at step %d (best %s %.4f)", last_path, step, task.metric_name, best)
     else:
