@@ -223,8 +223,8 @@ def test_a_state_saved_at_another_input_size_trains_on_at_the_configs_size(fashi
     from poselive.train.loop import KeypointTask, TrainConfig, train
     cache = build_cache(fashion_b[:6])
     tc = TrainConfig(batch=2, val_every=2)
-    small = replace(config_by_name("body-lite"), input_wh=(48, 64))
-    train(KeypointTask(small, cache, cache), "body-lite", tmp_path, max_steps=2, tc=tc, progress=False)
+    small = replace(config_by_name("body-lite"), name="body-lite-64", input_wh=(48, 64))   # the older state
+    train(KeypointTask(small, cache, cache), "body-lite-64", tmp_path, max_steps=2, tc=tc, progress=False)
     blob = read_checkpoint(tmp_path / "last.pt")
     assert tuple(blob["config"]["input_wh"]) == (48, 64)
     blob["best_metric"] = 2.0                                          # unbeatable at the old size
@@ -234,5 +234,6 @@ def test_a_state_saved_at_another_input_size_trains_on_at_the_configs_size(fashi
     train(KeypointTask(big, cache, cache), "body-lite", tmp_path, max_steps=2, tc=tc, progress=False)
     resumed = read_checkpoint(tmp_path / "last.pt")
     assert tuple(resumed["config"]["input_wh"]) == big.input_wh and resumed["step"] == 4
+    assert resumed["config"]["name"] == big.name
     best = read_checkpoint(tmp_path / "best.pt")
     assert best["step"] == 4 and tuple(best["config"]["input_wh"]) == big.input_wh

@@ -189,9 +189,9 @@ def run_detections(estimator, evalset: EvalSet) -> DetectionRun:
 
 
 def run_mediapipe(evalset: EvalSet, input_wh: tuple[int, int]) -> PairedRun:
-    """MediaPipe BlazePose Full on the crops our model sees (GT box -> box_to_crop, 1.25x), cut at
-    MEDIAPIPE_CROP_HEIGHT px tall (`input_wh` gives the aspect). A person MediaPipe does not find gets no result and scores as missed
-    (its keypoints are NaN, so no joint of it is within any threshold)."""
+    """MediaPipe BlazePose Full on the crops our model sees (GT box -> box_to_crop, 1.25x), cut
+    MEDIAPIPE_CROP_HEIGHT px tall (`input_wh` gives the aspect). A person MediaPipe does not find gets no result
+    and scores as missed (its keypoints are NaN, so no joint of it is within any threshold)."""
     from poselive.baselines.mediapipe_pose import mediapipe_on_crops
     out_wh = (round(MEDIAPIPE_CROP_HEIGHT * input_wh[0] / input_wh[1]), MEDIAPIPE_CROP_HEIGHT)
     crops, mats, owners, gts, boxes, sets = [], [], [], [], [], []

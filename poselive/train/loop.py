@@ -190,8 +190,8 @@ def train(task, config_name: str, out_dir: Path, minutes: float | None = None, m
         if resized:
             # The state was saved at another input size than the named config's (body-lite-160 began as
             # body-lite's 128x96 state). The network is fully convolutional: the same weights train on at the
-            # task's size.
-            cfg = replace(cfg, input_wh=task.cfg.input_wh)
+            # task's size, and from now on under the task's name.
+            cfg = replace(cfg, name=task.cfg.name, input_wh=task.cfg.input_wh)
         model = StackedHourglass(cfg)
         model.load_state_dict(blob["state_dict"])
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
