@@ -117,7 +117,7 @@ def test_face_task_trains_and_validates_by_nme(sample_cache, tmp_path):
     assert x.shape == (2, 3, 128, 128) and target.shape == (2, 68, 32, 32)
     # Labelled, inside the crop and weighted by the set: most of the 68 points count.
     assert (weight > 0).float().mean() > 0.9
-    figures = train(task, "face-lite", tmp_path, max_steps=2, tc=TrainConfig(batch=2, val_every=2),
+    figures = train(task, tmp_path, max_steps=2, tc=TrainConfig(batch=2, val_every=2),
                     progress=False)
     assert figures["step"] == 2 and 0.0 <= figures["val"] <= 1.0
     assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()

@@ -160,9 +160,9 @@ def test_training_resumes_from_its_checkpoint(fashion_b, tmp_path):
     cache = build_cache(fashion_b[:6])
     task = KeypointTask(config_by_name("body-lite"), cache, cache)
     tc = TrainConfig(batch=2, val_every=3)
-    first = train(task, "body-lite", tmp_path, max_steps=3, tc=tc, progress=False)
+    first = train(task, tmp_path, max_steps=3, tc=tc, progress=False)
     assert first["step"] == 3 and (tmp_path / "best.pt").exists() and 0.0 <= first["val"] <= 1.0
-    second = train(task, "body-lite", tmp_path, max_steps=2, tc=tc, progress=False)
+    second = train(task, tmp_path, max_steps=2, tc=tc, progress=False)
     assert second["step"] == 5
     assert read_checkpoint(tmp_path / "last.pt")["step"] == 5
 
@@ -185,7 +185,7 @@ def test_an_interrupted_run_saves_where_it_was(fashion_b, tmp_path):
 
     cache = build_cache(fashion_b[:6])
     task = InterruptedAtFourthBatch(config_by_name("body-lite"), cache, cache)
-    figures = train(task, "body-lite", tmp_path, max_steps=50, tc=TrainConfig(batch=2, val_every=100),
+    figures = train(task, tmp_path, max_steps=50, tc=TrainConfig(batch=2, val_every=100),
                     progress=False)
     assert figures["step"] == 3
     blob = read_checkpoint(tmp_path / "last.pt")
@@ -201,14 +201,14 @@ def test_a_changed_validation_metric_restarts_the_best(fashion_b, tmp_path):
     from poselive.train.loop import KeypointTask, TrainConfig, train
     cache = build_cache(fashion_b[:6])
     tc = TrainConfig(batch=2, val_every=2)
-    train(KeypointTask(config_by_name("body-lite"), cache, cache), "body-lite", tmp_path, max_steps=2, tc=tc,
+    train(KeypointTask(config_by_name("body-lite"), cache, cache), tmp_path, max_steps=2, tc=tc,
           progress=False)
     blob = read_checkpoint(tmp_path / "last.pt")
     assert blob["metric_name"] == KeypointTask.metric_name
     blob["metric_name"], blob["best_metric"] = "an older figure", 2.0   # unbeatable under the old name
     torch.save(blob, tmp_path / "last.pt")
     (tmp_path / "best.pt").unlink()
-    train(KeypointTask(config_by_name("body-lite"), cache, cache), "body-lite", tmp_path, max_steps=2, tc=tc,
+    train(KeypointTask(config_by_name("body-lite"), cache, cache), tmp_path, max_steps=2, tc=tc,
           progress=False)
     best = read_checkpoint(tmp_path / "best.pt")
     assert best["step"] == 4 and best["metric_name"] == KeypointTask.metric_name
@@ -224,14 +224,14 @@ def test_a_state_saved_at_another_input_size_trains_on_at_the_configs_size(fashi
     cache = build_cache(fashion_b[:6])
     tc = TrainConfig(batch=2, val_every=2)
     small = replace(config_by_name("body-lite"), name="body-lite-64", input_wh=(48, 64))   # the older state
-    train(KeypointTask(small, cache, cache), "body-lite-64", tmp_path, max_steps=2, tc=tc, progress=False)
+    train(KeypointTask(small, cache, cache), tmp_path, max_steps=2, tc=tc, progress=False)
     blob = read_checkpoint(tmp_path / "last.pt")
     assert tuple(blob["config"]["input_wh"]) == (48, 64)
     blob["best_metric"] = 2.0                                          # unbeatable at the old size
     torch.save(blob, tmp_path / "last.pt")
     (tmp_path / "best.pt").unlink()
     big = config_by_name("body-lite")
-    train(KeypointTask(big, cache, cache), "body-lite", tmp_path, max_steps=2, tc=tc, progress=False)
+    train(KeypointTask(big, cache, cache), tmp_path, max_steps=2, tc=tc, progress=False)
     resumed = read_checkpoint(tmp_path / "last.pt")
     assert tuple(resumed["config"]["input_wh"]) == big.input_wh and resumed["step"] == 4
     assert resumed["config"]["name"] == big.name

@@ -2,7 +2,7 @@
 everything needed to rebuild its network."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from poselive.schemas import schema_by_name
 
@@ -54,8 +54,7 @@ BODY_LITE = NetConfig("body-lite", "coco17", (96, 128), stacks=2, depth=3, width
 # body-lite-160: body-lite's weights fine-tuned on 160x120 crops (heatmaps 40x30; the network is fully
 # convolutional, so the same weights carry over). Joints land more precisely on still photos (OKS AP), for 1.4x
 # the network time; its scores run lower on small people in crowds, so the live pipeline keeps body-lite.
-BODY_LITE_160 = NetConfig("body-lite-160", "coco17", (120, 160), stacks=2, depth=3, width=96, stem_width=32,
-                          block="bottleneck")
+BODY_LITE_160 = replace(BODY_LITE, name="body-lite-160", input_wh=(120, 160))
 BODY_FULL = NetConfig("body-full", "coco17", (192, 256), stacks=4, depth=4, width=192, stem_width=64,
                       block="bottleneck")
 # face-lite: dense residual blocks too: 0.96 s per batch of 32 against 2.1 s for the depthwise version on one

@@ -218,7 +218,7 @@ class FaceTask(KeypointTask):
 
 def face_task(config_name: str = "face-lite", root: Path | None = None, cache_dir: Path | None = Path("cache"),
               negative_prob: float = 0.2) -> FaceTask:
-    """The training task for a face config, data and caches included: `loop.train(face_task(), "face-lite",
+    """The training task for a face config, data and caches included: `loop.train(face_task(),
     Path("runs/face-lite"), minutes=...)`. Negatives come from around the training faces and from the body
     training crops (coco_data's cache, about 1 GB more in memory)."""
     from poselive.train.coco_data import body_records, split_of

@@ -171,39 +171,34 @@ class DetectionTask:
         return box_ap50(cache.boxes, dets)
 
 
-def train(task, config_name: str, out_dir: Path, minutes: float | None = None, max_steps: int | None = None,
+def train(task, out_dir: Path, minutes: float | None = None, max_steps: int | None = None,
           tc: TrainConfig = TrainConfig(), resume: bool = True, device: str = "cpu", progress: bool = True) -> dict:
     """Train until `minutes` or `max_steps` (whichever first), checkpointing to out_dir/last.pt and the best
     validation figure to out_dir/best.pt. Returns the last figures (step, loss, val)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    if task.cfg.name != config_name:
-        raise ValueError(f"the task trains {task.cfg.name}, not {config_name}")
     cfg = task.cfg  # the task makes its crops and targets at this config's input size
     model = StackedHourglass(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     step, best = 0, -1.0
     if resume and last_path.exists():
         blob = read_checkpoint(last_path)
+        step, best = int(blob["step"]), float(blob.get("best_metric", blob.get("best_pck", -1.0)))
         cfg = NetConfig.from_dict(blob["config"])
-        resized = cfg.input_wh != task.cfg.input_wh
-        if resized:
-            # The state was saved at another input size than the named config's (body-lite-160 began as
-            # body-lite's 128x96 state). The network is fully convolutional: the same weights train on at the
-            # task's size, and from now on under the task's name.
+        if cfg.input_wh != task.cfg.input_wh:
+            # The state was saved at another input size than the task's (body-lite-160 began as body-lite's
+            # 128x96 state). The network is fully convolutional: the same weights train on at the task's size,
+            # under the task's name; a best measured at the old size is no yardstick for the new one.
+            log.info("input size is now %s (was %s): best reset", task.cfg.input_wh, cfg.input_wh)
             cfg = replace(cfg, name=task.cfg.name, input_wh=task.cfg.input_wh)
+            best = -1.0
         model = StackedHourglass(cfg)
         model.load_state_dict(blob["state_dict"])
         opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         opt.load_state_dict(blob["optimizer"])
-        step, best = int(blob["step"]), float(blob.get("best_metric", blob.get("best_pck", -1.0)))
         if blob.get("metric_name", task.metric_name) != task.metric_name:
             # The validation figure changed meaning (e.g. F1 -> AP): an old best is no yardstick for the new one.
             log.info("validation metric is now %s (was %s): best reset", task.metric_name, blob["metric_name"])
-            best = -1.0
-        if resized:
-            # A best measured at the old input size is no yardstick for the new one.
-            log.info("input size is now %s (was %s): best reset", cfg.input_wh, tuple(blob["config"]["input_wh"]))
             best = -1.0
         log.info("resumed %s at step %d (best %s %.4f)", last_path, step, task.metric_name, best)
     else:

@@ -63,7 +63,7 @@ def train_command(args) -> int:
     # `kill` (SIGTERM) stops training the way Ctrl-C does: the loop validates and saves before it exits.
     signal.signal(signal.SIGTERM, _interrupt)
     tc = TrainConfig(batch=args.batch, lr=args.lr, total_steps=args.total_steps)
-    figures = train(task, args.config, out, minutes=args.minutes, max_steps=args.steps, tc=tc,
+    figures = train(task, out, minutes=args.minutes, max_steps=args.steps, tc=tc,
                     resume=not args.no_resume, device=device, progress=True)
     print(f"{args.config}: step {figures['step']}, loss {figures['loss']:.4f}, {task.metric_name} "
           f"{figures['val']:.4f}; checkpoints in {out}")
