@@ -221,7 +221,7 @@ def decode_table(repeats: int, blur_sigma: float) -> str:
 # The whole-pipeline and MediaPipe comparisons are written by the modules that own those stages. Each is a
 # function of the parsed arguments that returns its table(s) as text; bench_command prints what they return.
 def time_pipeline(source: str, max_frames: int = 100, device: str = "auto") -> dict:
-    """Run the real pipeline (body-lite + body-det, `device`) over up to `max_frames` frames of a source and
+    """Run the real pipeline (body-lite + body-det-2, `device`) over up to `max_frames` frames of a source and
     collect per-stage ms, end-to-end ms per frame (pipeline + overlay) and capture-to-overlay latency."""
     from poselive.app import build_pipeline, render_live, stream
     pipe = build_pipeline("body", device)
@@ -313,7 +313,7 @@ def mediapipe_section(args) -> str:
     ours = time_ours_on_photo(photo, 30)
     still = time_still_photo(photo, 30)
     rows = [["MediaPipe BlazePose Full, process() (tracking)", f"{mp['median_ms']:.2f}", f"{mp['p90_ms']:.2f}"],
-            ["poselive body-lite + body-det, whole pipeline (tracking)", f"{ours[0]:.2f}", f"{ours[1]:.2f}"],
+            ["poselive body-lite + body-det-2, whole pipeline (tracking)", f"{ours[0]:.2f}", f"{ours[1]:.2f}"],
             ["poselive PoseEstimator, still photo (refine + flip test)", f"{still[0]:.2f}", f"{still[1]:.2f}"]]
     note = "" if mp.get("found_fraction", 1) >= 1 else f"; BlazePose found the person in {mp['found_fraction']:.0%}"
     return format_table(["model", "median ms", "p90 ms"], rows,

@@ -63,3 +63,25 @@ def load_model(path: str | os.PathLike, expect_schema: str | None = None) -> Sta
         first = str(e).strip().splitlines()[0]
         raise WeightsError(f"{path} does not match the network of config {cfg.name}: {first}") from None
     return model.eval()
+
+
+def average_weights(paths: list[str | os.PathLike]) -> tuple[StackedHourglass, list[int]]:
+    """The mean of several saved states of one network (e.g. the tail of a schedule, where the learning rate is
+    low): the network with the averaged weights and the steps averaged. Averaging the weights that training
+    passes through late in a schedule smooths out the step-to-step wander of any single one (Izmailov et al.
+    2018, stochastic weight averaging). Batch-norm statistics are averaged too."""
+    if not paths:
+        raise WeightsError("no states given to average")
+    blobs = [read_checkpoint(p) for p in paths]
+    configs = {str(b["config"]) for b in blobs}
+    if len(configs) > 1:
+        raise WeightsError("the states to average come from different networks")
+    model = load_model(paths[0])
+    mean = {}
+    for key, value in model.state_dict().items():
+        if value.is_floating_point():
+            mean[key] = sum(b["state_dict"][key].float() for b in blobs) / len(blobs)
+        else:
+            mean[key] = value  # batch-norm counters: not weights
+    model.load_state_dict(mean)
+    return model, [int(b.get("step", -1)) for b in blobs]

@@ -21,6 +21,10 @@ def _det_tiles(p: argparse.ArgumentParser) -> None:
                         "more detector passes at full size)")
 
 
+def _detector(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", default="body-det-2", help="person detector: a model name or weights file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="poselive", description="Real-time body and face landmarks.")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -109,8 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--total-steps", type=int, default=60000, help="length of the cosine learning-rate schedule "
                    "(a shorter one anneals sooner; raising it later restarts warm)")
     p.add_argument("--device", default="auto", help="auto, cuda or cpu")
+    p.add_argument("--start-from", help="a new run begins from this model's training state (a name, e.g. body-det, "
+                   "or a .pt file) grown to the config's stack count, instead of from scratch")
     p.add_argument("--ship", action="store_true", help="instead of training, copy the run's best weights into "
                    "models/ (float16 .pt + .onnx) and its training state into models/checkpoints/")
+    p.add_argument("--average", nargs="+", metavar="STATE", help="with --ship: ship the mean of these saved "
+                   "training states' weights (e.g. the last few of a schedule) instead of the best")
     p.set_defaults(target="poselive.train.run:train_command")
 
     p = sub.add_parser("eval", help="score a model on COCO keypoint json + images, or on .pts face folders")
@@ -122,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--det-size", type=int, default=256, help="letterbox side for the person detector (larger "
                    "finds smaller people)")
     p.add_argument("--det-threshold", type=float, default=0.1, help="person-centre score a detection needs")
+    _detector(p)
     _det_tiles(p)
     p.add_argument("--baseline", action="store_true", help="also run MediaPipe (body) / dlib (face) if installed")
     p.add_argument("--out", help="write the metrics (and CED plot for faces) here")
@@ -133,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default="body", choices=["body", "face"])
     p.add_argument("--boxes", help="json: {file_name: [[x, y, w, h], ...]} boxes to use instead of detection")
     p.add_argument("--out", required=True, help="results json")
+    _detector(p)
     _det_tiles(p)
     p.add_argument("--render", metavar="DIR", help="also write each image with what was found drawn on it, "
                    "as DIR/<image stem>.jpg")

@@ -1,6 +1,6 @@
-"""Finding people: the body-det network on the whole frame, letterboxed to `input_size` and again to half that
-(for people too large for the first pass), decoded into boxes and merged; optionally also on the frame's four
-corner tiles, for small people."""
+"""Finding people: a person-centre network (body-det-2 by default) on the whole frame, letterboxed to
+`input_size` and again to half that (for people too large for the first pass), decoded into boxes and merged;
+optionally also on the frame's four corner tiles, for small people."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,10 +18,11 @@ NMS_IOU = 0.6         # boxes overlapping more are one person (the decoder's NMS
 class PersonDetector:
     """image (H, W, 3) uint8 BGR -> boxes (M, 5): x, y, w, h in image px and score, best first.
 
-    backend: a poselive.backends Backend running the body-det network. input_size: the letterbox side in px
-    (larger finds smaller people, costs more). half_pass: also run the whole frame letterboxed to half that
-    side and merge. The network sees a fixed number of px around each centre, so a person filling the frame (a
-    close-up, someone seated at the camera) is beyond what the main pass can size; at half the side he is not.
+    backend: a poselive.backends Backend running a person-centre network (body-det or body-det-2). input_size:
+    the letterbox side in px (larger finds smaller people, costs more). half_pass: also run the whole frame
+    letterboxed to half that side and merge. The network sees a fixed number of px around each centre, so a
+    person filling the frame (a close-up, someone seated at the camera) is beyond what the main pass can size;
+    at half the side he is not.
     Measured with the shipped body-det at threshold 0.1 (fifth-session weights, `runs/pyrexp.py`): people
     boxed at IoU 0.5 went 0.807 -> 0.845 on our validation split and 0.547 -> 0.593 on coco_mini, box AP@0.5
     0.584 -> 0.635 and 0.129 -> 0.130, for a quarter of a pass more. tiles: also run on the four corner tiles

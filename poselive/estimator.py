@@ -122,7 +122,7 @@ class PoseEstimator:
     """Bodies (COCO-17) in an image. See the module docstring.
 
     model: name of shipped weights ("body-lite") or a .pt path; detector: the person detector's weights
-    ("body-det"), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
+    ("body-det-2"), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
     detection (larger finds smaller people); det_threshold: the person-centre score a detection needs (with
     the fourth-session detector, 0.1 boxed 55% of the coco_mini people where 0.2 boxed 35%, and recall at OKS
     0.5 was 0.186 against 0.140; the keypoints then judge each box); threads: ONNX
@@ -140,7 +140,7 @@ class PoseEstimator:
     detections did (they score 0.22-0.44)."""
 
     def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
-                 detector: str | os.PathLike = "body-det", det_size: int = 256, det_threshold: float = 0.1,
+                 detector: str | os.PathLike = "body-det-2", det_size: int = 256, det_threshold: float = 0.1,
                  threads: int | None = None, min_person_score: float = 0.4, refine: bool = True,
                  flip_test: bool = True, det_tiles: bool = False):
         self.keypoints = KeypointModel(model, device, expect_schema="coco17", threads=threads)

@@ -141,7 +141,8 @@ def predict_command(args) -> int:
         estimator, run = _face_estimator(args), _face_results
     else:
         from poselive.estimator import PoseEstimator
-        estimator = PoseEstimator(args.model or "body-lite", device=args.device, det_tiles=args.det_tiles)
+        estimator = PoseEstimator(args.model or "body-lite", device=args.device, detector=args.detector,
+                                  det_tiles=args.det_tiles)
         run = _body_results
     results, done = [], 0
     for path in images:

@@ -126,3 +126,26 @@ def test_cli_reports_a_missing_weights_file_on_one_line(tmp_path, capsys, monkey
     assert len(err) == 1, err
     assert err[0].startswith("poselive: error:") and "missing.pt" in err[0]
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_averaged_weights_are_the_mean_of_the_states_and_one_network_only(tmp_path):
+    from poselive.checkpoint import average_weights, save_checkpoint
+    from poselive.errors import WeightsError
+    from poselive.nets.configs import config_by_name
+    from poselive.nets.hourglass import StackedHourglass
+    cfg = config_by_name("body-det")
+    paths = []
+    for step in (10, 20, 30):
+        torch.manual_seed(step)
+        m = StackedHourglass(cfg)
+        save_checkpoint(tmp_path / f"s{step}.pt", m, {"step": step})
+        paths.append(tmp_path / f"s{step}.pt")
+    model, steps = average_weights(paths)
+    assert steps == [10, 20, 30]
+    key = "heads.0.weight"
+    parts = [torch.load(p, weights_only=True)["state_dict"][key] for p in paths]
+    assert torch.allclose(model.state_dict()[key], sum(parts) / 3)
+    assert not torch.allclose(model.state_dict()[key], parts[0])
+    save_checkpoint(tmp_path / "other.pt", StackedHourglass(config_by_name("body-det-2")), {"step": 5})
+    with pytest.raises(WeightsError, match="different networks"):
+        average_weights([paths[0], tmp_path / "other.pt"])

@@ -3,7 +3,7 @@ that dies mid-video leaving nothing behind, and a second run finishing the rest.
 
 One local Ray with 2 CPUs serves the whole module; each Ray run starts its workers and loads the model in
 each, so the module takes 1.5-3 minutes on two cores shared with training. Needs Ray
-(`pip install 'poselive[cluster]'`) and the body-lite and body-det weights (in models/, or $POSELIVE_MODELS);
+(`pip install 'poselive[cluster]'`) and the body-lite and body-det-2 weights (in models/, or $POSELIVE_MODELS);
 skips saying which is missing.
 """
 from __future__ import annotations

@@ -298,6 +298,14 @@ def test_eval_with_own_detections_reports_the_detectors_box_recall(shared_data, 
     recall = report["detector_box_recall_iou50"]
     assert recall * people == pytest.approx(round(recall * people))   # a whole number of people
     assert 0.5 <= recall <= 1.0, f"the detector boxed {recall:.2f} of {people} pelota players"
+    assert report["detector"] == "body-det-2"
+
+
+def test_eval_names_a_missing_detector_in_one_line(shared_data, capsys, tmp_path):
+    from poselive.cli import main
+    assert main(["eval", "--detections", "--detector", str(tmp_path / "nope.pt"), "--device", "onnx"]) != 0
+    err = capsys.readouterr().err.strip()   # before any evaluation: no progress bars either
+    assert len(err.splitlines()) == 1 and "nope.pt" in err and "Traceback" not in err
 
 
 def test_box_ap50_counts_misses_false_alarms_and_their_ranking():

@@ -36,10 +36,10 @@ LOAD_TIMEOUT_MS = 240_000  # loading the models on a busy 2-core machine can tak
 def body_models(tmp_path, monkeypatch) -> Path:
     """A models folder holding only the body weights (so faces are unavailable), set as POSELIVE_MODELS."""
     try:
-        weights = [resolve_weights("body-lite"), resolve_weights("body-det")]
+        weights = [resolve_weights("body-lite"), resolve_weights("body-det-2")]
     except WeightsError as e:
         pytest.skip(f"body weights not available ({e}); set POSELIVE_MODELS to a folder with body-lite.pt and "
-                    f"body-det.pt")
+                    f"body-det-2.pt")
     folder = tmp_path / "models"
     folder.mkdir()
     for w in weights:

@@ -390,9 +390,10 @@ def real_stream(shared_data):
     if not videos:
         pytest.skip(f"no videos in {shared_data / 'videos'}")
     try:
-        resolve_weights("body-lite"), resolve_weights("body-det")
+        resolve_weights("body-lite"), resolve_weights("body-det-2")
     except WeightsError as e:
-        pytest.skip(f"body weights missing ({e}); set POSELIVE_MODELS to a folder with body-lite.pt, body-det.pt")
+        pytest.skip(f"body weights missing ({e}); set POSELIVE_MODELS to a folder with body-lite.pt, "
+                    "body-det-2.pt")
     pipe = build_pipeline("body", "cpu")
     rx = udp_receiver()
     with StreamServer(ws="127.0.0.1:0", udp=f"127.0.0.1:{rx.getsockname()[1]}") as server:

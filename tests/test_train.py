@@ -237,3 +237,70 @@ def test_a_state_saved_at_another_input_size_trains_on_at_the_configs_size(fashi
     assert resumed["config"]["name"] == big.name
     best = read_checkpoint(tmp_path / "best.pt")
     assert best["step"] == 4 and tuple(best["config"]["input_wh"]) == big.input_wh
+
+
+def test_a_network_grown_by_a_stack_says_what_the_trained_one_said():
+    """`--start-from`: body-det-2 begins as body-det with a copy of its stack and zeroed remaps, so its output at
+    step 0 is the trained detector's, to the bit; and it trains (the new layers get gradients)."""
+    from poselive.nets.configs import config_by_name
+    from poselive.nets.hourglass import StackedHourglass
+    from poselive.train.warm_start import grow_stacks
+    torch.manual_seed(0)
+    trained_cfg, target_cfg = config_by_name("body-det"), config_by_name("body-det-2")
+    trained = StackedHourglass(trained_cfg)
+    for m in trained.modules():   # non-trivial batch-norm statistics, as a trained network has
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    trained.eval()
+    grown = grow_stacks(trained.state_dict(), trained_cfg, target_cfg).eval()
+    x = torch.randn(2, 3, 96, 128)
+    with torch.no_grad():
+        want = trained(x)
+        outs = grown.forward_stacks(x)
+    assert len(outs) == 2
+    assert torch.equal(outs[0], want) and torch.equal(outs[1], want)
+    grown.train()
+    grown.forward_stacks(x)[-1].pow(2).mean().backward()
+    assert grown.remap_heatmaps[0].weight.grad.abs().sum() > 0
+    assert grown.hourglasses[1].skip[0].body[0][0].weight.grad.abs().sum() > 0
+
+
+def test_a_network_cannot_grow_into_one_of_other_layers():
+    from dataclasses import replace
+    from poselive.errors import PoseliveError
+    from poselive.nets.configs import config_by_name
+    from poselive.nets.hourglass import StackedHourglass
+    from poselive.train.warm_start import grow_stacks
+    det, det2 = config_by_name("body-det"), config_by_name("body-det-2")
+    state = StackedHourglass(det).state_dict()
+    with pytest.raises(PoseliveError, match="layers differ"):
+        grow_stacks(state, det, replace(det2, width=32))
+    with pytest.raises(PoseliveError, match="fewer stacks"):
+        grow_stacks(StackedHourglass(det2).state_dict(), det2, det)
+
+
+def test_a_new_run_can_start_from_trained_weights_and_then_resumes_its_own(fashion_b, tmp_path):
+    from dataclasses import replace
+    from poselive.checkpoint import read_checkpoint
+    from poselive.nets.configs import config_by_name
+    from poselive.nets.hourglass import StackedHourglass
+    from poselive.train.loop import KeypointTask, TrainConfig, train
+    from poselive.train.warm_start import grow_stacks
+    cache = build_cache(fashion_b[:6])
+    lite = config_by_name("body-lite")
+    deeper = replace(lite, name="body-lite-3", stacks=3)
+    trained = StackedHourglass(lite)
+    start = grow_stacks(trained.state_dict(), lite, deeper)
+    tc = TrainConfig(batch=2, val_every=100)
+    train(KeypointTask(deeper, cache, cache), tmp_path, max_steps=1, tc=tc, progress=False, start_from=start)
+    blob = read_checkpoint(tmp_path / "last.pt")
+    assert blob["step"] == 1 and blob["config"]["stacks"] == 3
+    # Its first stack is the trained one's, moved by one small step only.
+    moved = (blob["state_dict"]["hourglasses.0.skip.0.body.0.0.weight"]
+             - trained.state_dict()["hourglasses.0.skip.0.body.0.0.weight"]).abs().max()
+    assert 0 < moved < 0.01
+    # A later chunk resumes its own state; the trained weights it began from are not read again.
+    train(KeypointTask(deeper, cache, cache), tmp_path, max_steps=1, tc=tc, progress=False,
+          start_from=StackedHourglass(lite))
+    assert read_checkpoint(tmp_path / "last.pt")["step"] == 2

@@ -68,7 +68,11 @@ FACE_LITE = NetConfig("face-lite", "face68", (128, 128), stacks=2, depth=3, widt
 BODY_DET = NetConfig("body-det", "person_centre", (192, 192), stacks=1, depth=4, width=64, stem_width=32,
                      block="bottleneck", extra_outputs=2)
 
-CONFIGS = {c.name: c for c in (BODY_LITE, BODY_LITE_160, BODY_FULL, FACE_LITE, BODY_DET)}
+# body-det-2: body-det with a second stack that refines the first's centres and sizes, begun from body-det's
+# trained weights (poselive.train.warm_start: `poselive train body-det-2 --start-from body-det`).
+BODY_DET_2 = replace(BODY_DET, name="body-det-2", stacks=2)
+
+CONFIGS = {c.name: c for c in (BODY_LITE, BODY_LITE_160, BODY_FULL, FACE_LITE, BODY_DET, BODY_DET_2)}
 
 
 def config_by_name(name: str) -> NetConfig:

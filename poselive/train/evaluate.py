@@ -231,13 +231,16 @@ def eval_body(args) -> int:
         raise PoseliveError("no annotated people with keypoints to evaluate on")
     gt_coco = coco_ground_truth(evalset.coco)
     model = args.model or "body-lite"
-    estimator = PoseEstimator(model, device=args.device, det_size=args.det_size, det_threshold=args.det_threshold,
-                              det_tiles=args.det_tiles)
+    estimator = PoseEstimator(model, device=args.device, detector=args.detector, det_size=args.det_size,
+                              det_threshold=args.det_threshold, det_tiles=args.det_tiles)
+    if args.detections:
+        estimator.detector  # loaded now: a missing or wrong detector fails before minutes of GT-box work
     label = _model_label(str(model))
     n_people = evalset.num_people
     where = "our validation split" if args.data is None else ", ".join(args.data)
-    print(f"poselive eval: {label} on {where}: {len(evalset.image_paths)} images, {n_people} people with "
-          f"keypoints")
+    detector = f" (people found by {_model_label(str(args.detector))})" if args.detections else ""
+    print(f"poselive eval: {label}{detector} on {where}: {len(evalset.image_paths)} images, {n_people} people "
+          f"with keypoints")
 
     runs: dict[str, PairedRun] = {f"{label}, GT boxes": run_gt_boxes(estimator, evalset)}
     if args.baseline:
@@ -266,6 +269,7 @@ def eval_body(args) -> int:
         report = {"task": "body", "model": str(model), "data": args.data or "validation split",
                   "images": len(evalset.image_paths), "people": n_people,
                   "methods": {name: s.as_dict() for name, s in methods.items()},
+                  "detector": str(args.detector) if args.detections else None,
                   "detector_box_recall_iou50": detection.box_recall if args.detections else None,
                   "detector_box_ap50": detection.box_ap50 if args.detections else None,
                   "pck_by_set": by_set}

@@ -172,9 +172,13 @@ class DetectionTask:
 
 
 def train(task, out_dir: Path, minutes: float | None = None, max_steps: int | None = None,
-          tc: TrainConfig = TrainConfig(), resume: bool = True, device: str = "cpu", progress: bool = True) -> dict:
+          tc: TrainConfig = TrainConfig(), resume: bool = True, device: str = "cpu", progress: bool = True,
+          start_from: StackedHourglass | None = None) -> dict:
     """Train until `minutes` or `max_steps` (whichever first), checkpointing to out_dir/last.pt and the best
-    validation figure to out_dir/best.pt. Returns the last figures (step, loss, val)."""
+    validation figure to out_dir/best.pt. Returns the last figures (step, loss, val).
+
+    start_from: trained weights to begin a new run with (poselive.train.warm_start), instead of a fresh network;
+    a run that resumes from its last.pt ignores it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     cfg = task.cfg  # the task makes its crops and targets at this config's input size
@@ -201,6 +205,13 @@ def train(task, out_dir: Path, minutes: float | None = None, max_steps: int | No
             log.info("validation metric is now %s (was %s): best reset", task.metric_name, blob["metric_name"])
             best = -1.0
         log.info("resumed %s at step %d (best %s %.4f)", last_path, step, task.metric_name, best)
+    elif start_from is not None:
+        if start_from.cfg != cfg:
+            raise ValueError(f"start_from is a {start_from.cfg.name} network, the task trains {cfg.name}")
+        model = start_from
+        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+        log.info("new %s from trained weights: %.2fM parameters, input %s", cfg.name, count_params(model) / 1e6,
+                 cfg.input_wh)
     else:
         task.init_model(model)
         log.info("new %s: %.2fM parameters, input %s", cfg.name, count_params(model) / 1e6, cfg.input_wh)

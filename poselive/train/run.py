@@ -43,7 +43,7 @@ def train_command(args) -> int:
     out = Path(args.out or f"runs/{args.config}")
     if args.ship:
         from poselive.weights import models_dir
-        for p in ship(args.config, out, models_dir()):
+        for p in ship(args.config, out, models_dir(), average=args.average):
             print(f"shipped {p} ({p.stat().st_size / 1e6:.1f} MB)")
         return 0
     resume_state = REPO_MODELS / "checkpoints" / f"{args.config}-last.pt"
@@ -63,30 +63,57 @@ def train_command(args) -> int:
     # `kill` (SIGTERM) stops training the way Ctrl-C does: the loop validates and saves before it exits.
     signal.signal(signal.SIGTERM, _interrupt)
     tc = TrainConfig(batch=args.batch, lr=args.lr, total_steps=args.total_steps)
+    resume = not args.no_resume
+    start_from = None
+    if args.start_from and not (resume and (out / "last.pt").exists()):
+        start_from = grown_from(args.start_from, task.cfg)
     figures = train(task, out, minutes=args.minutes, max_steps=args.steps, tc=tc,
-                    resume=not args.no_resume, device=device, progress=True)
+                    resume=resume, device=device, progress=True, start_from=start_from)
     print(f"{args.config}: step {figures['step']}, loss {figures['loss']:.4f}, {task.metric_name} "
           f"{figures['val']:.4f}; checkpoints in {out}")
     return 0
+
+
+def grown_from(source: str, cfg):
+    """The network `cfg` describes, begun from a trained model's weights: `source` is a model name (its training
+    state in models/checkpoints/, else its shipped weights) or a checkpoint file."""
+    from poselive.checkpoint import read_checkpoint
+    from poselive.nets.configs import NetConfig
+    from poselive.train.warm_start import grow_stacks
+    path = Path(source)
+    if not path.suffix:
+        state = REPO_MODELS / "checkpoints" / f"{source}-last.pt"
+        path = state if state.exists() else REPO_MODELS / f"{source}.pt"
+    blob = read_checkpoint(path)
+    log.info("starting %s from %s (step %s)", cfg.name, path, blob.get("step"))
+    return grow_stacks(blob["state_dict"], NetConfig.from_dict(blob["config"]), cfg)
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def ship(config_name: str, run_dir: Path, models: Path) -> list[Path]:
+def ship(config_name: str, run_dir: Path, models: Path, average: list[str] | None = None) -> list[Path]:
     """Copy a run's best weights into models/ as shipped files: `<name>.pt` (float16 weights, no optimizer),
     `<name>.onnx` beside it (exported from those very weights), and the latest training state as
-    `checkpoints/<name>-last.pt` so a later session on a fresh machine resumes instead of restarting."""
+    `checkpoints/<name>-last.pt` so a later session on a fresh machine resumes instead of restarting.
+
+    average: ship the mean of these saved states' weights instead of best.pt (poselive.checkpoint.average_weights)."""
     from poselive.backends import export_onnx, file_sha256
-    from poselive.checkpoint import load_model, read_checkpoint, save_checkpoint
+    from poselive.checkpoint import average_weights, load_model, read_checkpoint, save_checkpoint
     best, last = run_dir / "best.pt", run_dir / "last.pt"
-    if not best.exists():
+    if average:
+        model, steps = average_weights(average)
+        if model.cfg.name != config_name:
+            raise PoseliveError(f"the states to average are {model.cfg.name}'s, not {config_name}'s")
+        extra = {"step": max(steps), "averaged_steps": steps}
+    elif not best.exists():
         raise PoseliveError(f"{best} does not exist: nothing validated yet to ship")
-    model = load_model(best)
-    blob_step = read_checkpoint(best).get("step")
+    else:
+        model = load_model(best)
+        extra = {"step": read_checkpoint(best).get("step")}
     out = models / f"{config_name}.pt"
-    save_checkpoint(out, model, {"step": blob_step}, half=True)
+    save_checkpoint(out, model, extra, half=True)
     # The ONNX twin is exported from the float16-rounded weights the .pt holds, so both give the same output.
     onnx = export_onnx(load_model(out), out.with_suffix(".onnx"), source_sha256=file_sha256(out))
     written = [out, onnx]
