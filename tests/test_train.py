@@ -304,3 +304,16 @@ def test_a_new_run_can_start_from_trained_weights_and_then_resumes_its_own(fashi
     train(KeypointTask(deeper, cache, cache), tmp_path, max_steps=1, tc=tc, progress=False,
           start_from=StackedHourglass(lite))
     assert read_checkpoint(tmp_path / "last.pt")["step"] == 2
+
+
+def test_start_from_reads_a_checkpoint_file_and_names_a_missing_one(tmp_path):
+    from poselive.checkpoint import save_checkpoint
+    from poselive.errors import WeightsError
+    from poselive.nets.configs import config_by_name
+    from poselive.nets.hourglass import StackedHourglass
+    from poselive.train.run import grown_from
+    save_checkpoint(tmp_path / "det.pt", StackedHourglass(config_by_name("body-det")), {"step": 7})
+    grown = grown_from(str(tmp_path / "det.pt"), config_by_name("body-det-2"))
+    assert grown.cfg == config_by_name("body-det-2") and len(grown.hourglasses) == 2
+    with pytest.raises(WeightsError, match="nope.pt"):
+        grown_from(str(tmp_path / "nope.pt"), config_by_name("body-det-2"))
