@@ -8,6 +8,7 @@ import logging
 import sys
 
 from poselive.errors import PoseliveError
+from poselive.weights import DEFAULT_DETECTOR
 
 
 def _device(p: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def _det_tiles(p: argparse.ArgumentParser) -> None:
 
 
 def _detector(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--detector", default="body-det-2", help="person detector: a model name or weights file")
+    p.add_argument("--detector", default=DEFAULT_DETECTOR, help="person detector: a model name or weights file")
 
 
 def build_parser() -> argparse.ArgumentParser:

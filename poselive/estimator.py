@@ -20,7 +20,7 @@ from poselive.errors import PoseliveError, WeightsError
 from poselive.records import Person
 from poselive.schemas import schema_by_name
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
-from poselive.weights import resolve_weights
+from poselive.weights import DEFAULT_DETECTOR, resolve_weights
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class PoseEstimator:
     detections did (they score 0.22-0.44)."""
 
     def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
-                 detector: str | os.PathLike = "body-det-2", det_size: int = 256, det_threshold: float = 0.1,
+                 detector: str | os.PathLike = DEFAULT_DETECTOR, det_size: int = 256, det_threshold: float = 0.1,
                  threads: int | None = None, min_person_score: float = 0.4, refine: bool = True,
                  flip_test: bool = True, det_tiles: bool = False):
         self.keypoints = KeypointModel(model, device, expect_schema="coco17", threads=threads)

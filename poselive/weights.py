@@ -10,10 +10,17 @@ from pathlib import Path
 from poselive.errors import WeightsError
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+# The person finder used where none is named (PoseEstimator, and eval / predict --detector).
+DEFAULT_DETECTOR = "body-det-2"
 
 
 def models_dir() -> Path:
     return Path(os.environ["POSELIVE_MODELS"]) if os.environ.get("POSELIVE_MODELS") else REPO_MODELS
+
+
+def training_state(name: str) -> Path:
+    """The committed training state of model `name` (weights + optimizer + step), from which training resumes."""
+    return REPO_MODELS / "checkpoints" / f"{name}-last.pt"
 
 
 def resolve_weights(name_or_path: str | os.PathLike) -> Path:

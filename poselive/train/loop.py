@@ -182,11 +182,9 @@ def train(task, out_dir: Path, minutes: float | None = None, max_steps: int | No
     out_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     cfg = task.cfg  # the task makes its crops and targets at this config's input size
-    model = StackedHourglass(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     step, best = 0, -1.0
-    if resume and last_path.exists():
-        blob = read_checkpoint(last_path)
+    blob = read_checkpoint(last_path) if resume and last_path.exists() else None
+    if blob is not None:
         step, best = int(blob["step"]), float(blob.get("best_metric", blob.get("best_pck", -1.0)))
         cfg = NetConfig.from_dict(blob["config"])
         if cfg.input_wh != task.cfg.input_wh:
@@ -198,8 +196,6 @@ def train(task, out_dir: Path, minutes: float | None = None, max_steps: int | No
             best = -1.0
         model = StackedHourglass(cfg)
         model.load_state_dict(blob["state_dict"])
-        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-        opt.load_state_dict(blob["optimizer"])
         if blob.get("metric_name", task.metric_name) != task.metric_name:
             # The validation figure changed meaning (e.g. F1 -> AP): an old best is no yardstick for the new one.
             log.info("validation metric is now %s (was %s): best reset", task.metric_name, blob["metric_name"])
@@ -209,12 +205,15 @@ def train(task, out_dir: Path, minutes: float | None = None, max_steps: int | No
         if start_from.cfg != cfg:
             raise ValueError(f"start_from is a {start_from.cfg.name} network, the task trains {cfg.name}")
         model = start_from
-        opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
         log.info("new %s from trained weights: %.2fM parameters, input %s", cfg.name, count_params(model) / 1e6,
                  cfg.input_wh)
     else:
+        model = StackedHourglass(cfg)
         task.init_model(model)
         log.info("new %s: %.2fM parameters, input %s", cfg.name, count_params(model) / 1e6, cfg.input_wh)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    if blob is not None:
+        opt.load_state_dict(blob["optimizer"])
     model.to(device)
     use_amp = device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)

@@ -11,7 +11,7 @@ import torch
 from poselive.errors import PoseliveError
 from poselive.nets.configs import config_by_name
 from poselive.train.loop import DetectionTask, KeypointTask, TrainConfig, train
-from poselive.weights import REPO_MODELS
+from poselive.weights import resolve_weights, training_state
 
 log = logging.getLogger("poselive.train")
 
@@ -46,7 +46,7 @@ def train_command(args) -> int:
         for p in ship(args.config, out, models_dir(), average=args.average):
             print(f"shipped {p} ({p.stat().st_size / 1e6:.1f} MB)")
         return 0
-    resume_state = REPO_MODELS / "checkpoints" / f"{args.config}-last.pt"
+    resume_state = training_state(args.config)
     if not args.no_resume and not (out / "last.pt").exists() and resume_state.exists():
         # A fresh machine: carry on from the training state the last session committed.
         out.mkdir(parents=True, exist_ok=True)
@@ -80,10 +80,8 @@ def grown_from(source: str, cfg):
     from poselive.checkpoint import read_checkpoint
     from poselive.nets.configs import NetConfig
     from poselive.train.warm_start import grow_stacks
-    path = Path(source)
-    if not path.suffix:
-        state = REPO_MODELS / "checkpoints" / f"{source}-last.pt"
-        path = state if state.exists() else REPO_MODELS / f"{source}.pt"
+    state = training_state(source)
+    path = state if not Path(source).suffix and state.exists() else resolve_weights(source)
     blob = read_checkpoint(path)
     log.info("starting %s from %s (step %s)", cfg.name, path, blob.get("step"))
     return grow_stacks(blob["state_dict"], NetConfig.from_dict(blob["config"]), cfg)

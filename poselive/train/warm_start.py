@@ -7,6 +7,8 @@ and heatmaps into the next one start at zero. So each new stack first sees exact
 take hours just to catch up with the old one."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from poselive.errors import PoseliveError
@@ -25,8 +27,7 @@ def grow_stacks(state_dict: dict[str, torch.Tensor], trained: NetConfig, target:
     if target.stacks < trained.stacks:
         raise PoseliveError(f"cannot grow {trained.name} ({trained.stacks} stacks) into {target.name} "
                             f"({target.stacks} stacks): fewer stacks")
-    same = dict(name=target.name, stacks=target.stacks, input_wh=target.input_wh)
-    if NetConfig(**{**trained.to_dict(), **same, "input_wh": target.input_wh}) != target:
+    if replace(trained, name=target.name, stacks=target.stacks, input_wh=target.input_wh) != target:
         raise PoseliveError(f"cannot grow {trained.name} into {target.name}: their layers differ beyond the "
                             "stack count")
     last = trained.stacks - 1
