@@ -220,6 +220,22 @@ def test_mediapipe_baseline_sees_the_same_crops_and_maps_back_to_image_px(fashio
     assert pck(run.pred, run.gt, run.boxes)[0] >= 0.8
 
 
+@needs_mediapipe
+def test_mediapipe_on_whole_images_finds_the_one_person_in_image_px(fashion_val_subset):
+    """The own-detector baseline: BlazePose on the whole photo, its own detector choosing the person. On these
+    one-person fashion photos it must land on the annotated joints in image px (a crop-px or normalised answer
+    would not), and a person it finds becomes one COCO result of that image."""
+    from poselive.train.evaluate import load_eval_set, run_mediapipe_whole_images
+    es = load_eval_set([fashion_val_subset])
+    results = run_mediapipe_whole_images(es)
+    assert 3 <= len(results) <= es.num_people == 4
+    by_image = {r["image_id"]: np.array(r["keypoints"]).reshape(K, 3) for r in results}
+    pred = np.array([by_image[i] for i in by_image])
+    gt = np.array([np.array(es.people[i][0]["keypoints"], float).reshape(K, 3) for i in by_image])
+    boxes = np.array([es.people[i][0]["bbox"] for i in by_image], float)
+    assert pck(pred, gt, boxes)[0] >= 0.8
+
+
 def shipped(name: str):
     path = models_dir() / f"{name}.pt"
     if not path.exists():
@@ -321,3 +337,23 @@ def test_box_ap50_counts_misses_false_alarms_and_their_ranking():
     alarm_high = box_ap50(gt, [hits, np.array([[0, 0, 10, 10, 0.95]])])
     alarm_low = box_ap50(gt, [hits, np.array([[0, 0, 10, 10, 0.1]])])
     assert alarm_low == pytest.approx(1.0) and alarm_high < 0.8
+
+
+def test_own_detections_find_the_people_of_crowded_coco_photos(shared_data, shipped_body_models, tmp_path):
+    """The whole product on coco_mini's 36 everyday scenes (86 people with joints, many at tables, behind others
+    or cut by the frame), none of them trained on: `poselive eval --detections` with the shipped detector and
+    keypoint model. Measured (ninth session): the detector boxes 0.605 of the people at IoU 0.5 and 0.837 at
+    IoU 0.3; recall at OKS 0.5 is 0.233 with its own boxes against 0.267 with the true ones, so finding people
+    costs at most a few of them; the rest is the keypoint model's precision on people mostly hidden. A detector
+    that lost people, or boxes that no longer fit them, falls below these floors."""
+    ann = shared_data / "body" / "coco_mini" / "person_keypoints.json"
+    if not ann.exists():
+        pytest.skip(f"coco_mini not found at {ann.parent}")
+    out = tmp_path / "coco.json"
+    assert main(["eval", "--detections", "--data", str(ann), "--device", "onnx", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["people"] == 86
+    assert report["detector_box_recall_iou50"] >= 0.55 and report["detector_box_recall_iou30"] >= 0.78, report
+    own = report["methods"]["body-lite, own detector"]["recall_oks50"]
+    gt = report["methods"]["body-lite, GT boxes"]["recall_oks50"]
+    assert own >= 0.2 and own >= gt - 0.06, (own, gt)

@@ -4,8 +4,10 @@ MediaPipe pins its own numpy and protobuf, so it lives in a venv of its own and 
 
 * run *inside that venv* as a script (standard library, numpy and mediapipe only; no poselive imports):
       python mediapipe_pose.py crops IN.npz OUT.npz     # IN: crops (N, H, W, 3) uint8 BGR
+      python mediapipe_pose.py images IN.txt OUT.npz    # IN: one image path a line; whole images
       python mediapipe_pose.py time IMAGE [--repeats 30]
-* called *from poselive* (any numpy): `mediapipe_on_crops(crops)` and `time_mediapipe(image_path, repeats)`
+* called *from poselive* (any numpy): `mediapipe_on_crops(crops)`, `mediapipe_on_images(paths)` and
+  `time_mediapipe(image_path, repeats)`
   start the script with the venv's interpreter: $POSELIVE_MEDIAPIPE_PYTHON, else ./venv-mp/bin/python in the
   repository. Set it up with
       python3 -m venv venv-mp && venv-mp/bin/pip install mediapipe==0.10.14
@@ -61,6 +63,23 @@ def _run_crops(in_path: str, out_path: str) -> None:
     np.savez(out_path, keypoints=keypoints, found=found)
 
 
+def _run_images(in_path: str, out_path: str) -> None:
+    """Whole images, as a user hands them over: BlazePose's own person detector picks (at most) one person."""
+    import cv2
+    paths = [line for line in open(in_path, encoding="utf-8").read().splitlines() if line]
+    keypoints = np.zeros((len(paths), len(BLAZEPOSE_TO_COCO17), 3), np.float32)
+    found = np.zeros(len(paths), bool)
+    with _pose(static_image_mode=True) as pose:
+        for i, path in enumerate(paths):
+            image = cv2.imread(path, cv2.IMREAD_COLOR)
+            if image is None:
+                continue
+            kp = _coco17(pose.process(np.ascontiguousarray(image[:, :, ::-1])), image.shape[1], image.shape[0])
+            if kp is not None:
+                keypoints[i], found[i] = kp, True
+    np.savez(out_path, keypoints=keypoints, found=found)
+
+
 def _time(image_path: str, repeats: int) -> dict:
     import time
 
@@ -91,8 +110,8 @@ def _script_main(argv: list[str]) -> int:
     except ImportError as e:
         print(f"cannot import mediapipe: {e}", file=sys.stderr)
         return NO_MEDIAPIPE_EXIT
-    if len(argv) == 3 and argv[0] == "crops":
-        _run_crops(argv[1], argv[2])
+    if len(argv) == 3 and argv[0] in ("crops", "images"):
+        (_run_crops if argv[0] == "crops" else _run_images)(argv[1], argv[2])
         return 0
     if len(argv) in (2, 4) and argv[0] == "time":
         repeats = int(argv[3]) if len(argv) == 4 and argv[2] == "--repeats" else 30
@@ -136,6 +155,18 @@ def mediapipe_on_crops(crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         src, dst = Path(tmp) / "crops.npz", Path(tmp) / "keypoints.npz"
         np.savez(src, crops=crops_bgr)
         _run_script(["crops", str(src), str(dst)], timeout_s=120 + 2.0 * len(crops_bgr))
+        with np.load(dst) as z:
+            return z["keypoints"], z["found"]
+
+
+def mediapipe_on_images(image_paths: list[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:
+    """BlazePose Full (static image mode) on whole images: its own detector finds at most one person each.
+    Returns keypoints (N, 17, 3) in image px and visibility, zeros where no person was found (or the image
+    could not be read); and found (N,) bool. Raises PoseliveError (one line) when MediaPipe is missing."""
+    with tempfile.TemporaryDirectory(prefix="poselive-mp-") as tmp:
+        src, dst = Path(tmp) / "images.txt", Path(tmp) / "keypoints.npz"
+        src.write_text("".join(f"{Path(p).resolve()}\n" for p in image_paths), encoding="utf-8")
+        _run_script(["images", str(src), str(dst)], timeout_s=120 + 2.0 * len(image_paths))
         with np.load(dst) as z:
             return z["keypoints"], z["found"]
 
