@@ -51,15 +51,23 @@ def _coco17(result, width: int, height: int) -> np.ndarray | None:
                      for i in BLAZEPOSE_TO_COCO17], np.float32)
 
 
-def _run_crops(in_path: str, out_path: str) -> None:
-    crops = np.load(in_path)["crops"]
-    keypoints = np.zeros((len(crops), len(BLAZEPOSE_TO_COCO17), 3), np.float32)
-    found = np.zeros(len(crops), bool)
+def _pose_each(images, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """BlazePose (static image mode) on each BGR image; None (unreadable) counts as not found."""
+    keypoints = np.zeros((count, len(BLAZEPOSE_TO_COCO17), 3), np.float32)
+    found = np.zeros(count, bool)
     with _pose(static_image_mode=True) as pose:
-        for i, crop in enumerate(crops):
-            kp = _coco17(pose.process(np.ascontiguousarray(crop[:, :, ::-1])), crop.shape[1], crop.shape[0])
+        for i, image in enumerate(images):
+            if image is None:
+                continue
+            kp = _coco17(pose.process(np.ascontiguousarray(image[:, :, ::-1])), image.shape[1], image.shape[0])
             if kp is not None:
                 keypoints[i], found[i] = kp, True
+    return keypoints, found
+
+
+def _run_crops(in_path: str, out_path: str) -> None:
+    crops = np.load(in_path)["crops"]
+    keypoints, found = _pose_each(crops, len(crops))
     np.savez(out_path, keypoints=keypoints, found=found)
 
 
@@ -67,16 +75,7 @@ def _run_images(in_path: str, out_path: str) -> None:
     """Whole images, as a user hands them over: BlazePose's own person detector picks (at most) one person."""
     import cv2
     paths = [line for line in open(in_path, encoding="utf-8").read().splitlines() if line]
-    keypoints = np.zeros((len(paths), len(BLAZEPOSE_TO_COCO17), 3), np.float32)
-    found = np.zeros(len(paths), bool)
-    with _pose(static_image_mode=True) as pose:
-        for i, path in enumerate(paths):
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
-            if image is None:
-                continue
-            kp = _coco17(pose.process(np.ascontiguousarray(image[:, :, ::-1])), image.shape[1], image.shape[0])
-            if kp is not None:
-                keypoints[i], found[i] = kp, True
+    keypoints, found = _pose_each((cv2.imread(p, cv2.IMREAD_COLOR) for p in paths), len(paths))
     np.savez(out_path, keypoints=keypoints, found=found)
 
 
@@ -146,29 +145,31 @@ def _run_script(args: list[str], timeout_s: float) -> subprocess.CompletedProces
     return proc
 
 
+def _poses_via_script(mode: str, input_name: str, write_input, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hand the script its input through a temporary folder and read back (keypoints, found)."""
+    with tempfile.TemporaryDirectory(prefix="poselive-mp-") as tmp:
+        src, dst = Path(tmp) / input_name, Path(tmp) / "keypoints.npz"
+        write_input(src)
+        _run_script([mode, str(src), str(dst)], timeout_s=120 + 2.0 * count)
+        with np.load(dst) as z:
+            return z["keypoints"], z["found"]
+
+
 def mediapipe_on_crops(crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """BlazePose Full (static image mode) on each crop. crops_bgr: (N, H, W, 3) uint8 BGR.
     Returns keypoints (N, 17, 3): x, y in crop px (0-based pixel centres) and visibility, zeros where no
     person was found; and found (N,) bool. Raises PoseliveError (one line) when MediaPipe is missing."""
     crops_bgr = np.ascontiguousarray(crops_bgr, np.uint8)
-    with tempfile.TemporaryDirectory(prefix="poselive-mp-") as tmp:
-        src, dst = Path(tmp) / "crops.npz", Path(tmp) / "keypoints.npz"
-        np.savez(src, crops=crops_bgr)
-        _run_script(["crops", str(src), str(dst)], timeout_s=120 + 2.0 * len(crops_bgr))
-        with np.load(dst) as z:
-            return z["keypoints"], z["found"]
+    return _poses_via_script("crops", "crops.npz", lambda f: np.savez(f, crops=crops_bgr), len(crops_bgr))
 
 
 def mediapipe_on_images(image_paths: list[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:
     """BlazePose Full (static image mode) on whole images: its own detector finds at most one person each.
     Returns keypoints (N, 17, 3) in image px and visibility, zeros where no person was found (or the image
     could not be read); and found (N,) bool. Raises PoseliveError (one line) when MediaPipe is missing."""
-    with tempfile.TemporaryDirectory(prefix="poselive-mp-") as tmp:
-        src, dst = Path(tmp) / "images.txt", Path(tmp) / "keypoints.npz"
-        src.write_text("".join(f"{Path(p).resolve()}\n" for p in image_paths), encoding="utf-8")
-        _run_script(["images", str(src), str(dst)], timeout_s=120 + 2.0 * len(image_paths))
-        with np.load(dst) as z:
-            return z["keypoints"], z["found"]
+    listing = "".join(f"{Path(p).resolve()}\n" for p in image_paths)
+    return _poses_via_script("images", "images.txt", lambda f: f.write_text(listing, encoding="utf-8"),
+                             len(image_paths))
 
 
 def time_mediapipe(image_path: str | os.PathLike, repeats: int = 30) -> dict:
