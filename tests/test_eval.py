@@ -234,6 +234,10 @@ def test_mediapipe_on_whole_images_finds_the_one_person_in_image_px(fashion_val_
     gt = np.array([np.array(es.people[i][0]["keypoints"], float).reshape(K, 3) for i in by_image])
     boxes = np.array([es.people[i][0]["bbox"] for i in by_image], float)
     assert pck(pred, gt, boxes)[0] >= 0.8
+    # An image that cannot be read is a person not found, not a failed run.
+    first = next(iter(es.image_paths.values()))
+    _, found = mediapipe_pose.mediapipe_on_images([fashion_val_subset.parent / "missing.jpg", first])
+    assert found.tolist() == [False, True]
 
 
 def shipped(name: str):
