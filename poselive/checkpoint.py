@@ -48,7 +48,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 def load_model(path: str | os.PathLike, expect_schema: str | None = None) -> StackedHourglass:
     """Rebuild the network a checkpoint describes and load its weights (float32, eval mode)."""
-    blob = read_checkpoint(path)
+    return model_from_checkpoint(read_checkpoint(path), path, expect_schema)
+
+
+def model_from_checkpoint(blob: dict, path: str | os.PathLike, expect_schema: str | None = None
+                          ) -> StackedHourglass:
+    """load_model for a checkpoint already read (read_checkpoint), so a caller that also wants its other fields
+    (step, ...) reads the file once; `path` names it in errors."""
     try:
         cfg = NetConfig.from_dict(blob["config"])
     except (KeyError, TypeError, ValueError) as e:
@@ -76,7 +82,7 @@ def average_weights(paths: list[str | os.PathLike]) -> tuple[StackedHourglass, l
     configs = {str(b["config"]) for b in blobs}
     if len(configs) > 1:
         raise WeightsError("the states to average come from different networks")
-    model = load_model(paths[0])
+    model = model_from_checkpoint(blobs[0], paths[0])
     mean = {}
     for key, value in model.state_dict().items():
         if value.is_floating_point():

@@ -98,7 +98,8 @@ def ship(config_name: str, run_dir: Path, models: Path, average: list[str] | Non
 
     average: ship the mean of these saved states' weights instead of best.pt (poselive.checkpoint.average_weights)."""
     from poselive.backends import export_onnx, file_sha256
-    from poselive.checkpoint import average_weights, load_model, read_checkpoint, save_checkpoint
+    from poselive.checkpoint import (average_weights, load_model, model_from_checkpoint, read_checkpoint,
+                                     save_checkpoint)
     best, last = run_dir / "best.pt", run_dir / "last.pt"
     if average:
         model, steps = average_weights(average)
@@ -108,8 +109,9 @@ def ship(config_name: str, run_dir: Path, models: Path, average: list[str] | Non
     elif not best.exists():
         raise PoseliveError(f"{best} does not exist: nothing validated yet to ship")
     else:
-        model = load_model(best)
-        extra = {"step": read_checkpoint(best).get("step")}
+        blob = read_checkpoint(best)
+        model = model_from_checkpoint(blob, best)
+        extra = {"step": blob.get("step")}
     out = models / f"{config_name}.pt"
     save_checkpoint(out, model, extra, half=True)
     # The ONNX twin is exported from the float16-rounded weights the .pt holds, so both give the same output.
