@@ -7,8 +7,7 @@ import numpy as np
 
 from poselive.boxes import nms
 from poselive.det_codec import CentreCodec
-from poselive.transforms import apply_matrix, invert_matrix, normalize_bgr, warp_crop
-from poselive.train.det_data import letterbox_matrix
+from poselive.transforms import apply_matrix, invert_matrix, letterbox_matrix, normalize_bgr, warp_crop
 
 TILE_FRACTION = 0.6   # each corner tile spans 60% of the frame's width and height: they overlap by 20%
 TILE_EDGE_PX = 2.0    # a box within this of a tile's inner edge was cut by the tile

@@ -85,3 +85,10 @@ def normalize_bgr(crops_bgr: np.ndarray) -> np.ndarray:
     x = crops_bgr[..., ::-1].astype(np.float32) * (1.0 / 255.0)
     x = (x - MEAN_RGB) / STD_RGB
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def letterbox_matrix(image_wh: tuple[int, int], size: int) -> np.ndarray:
+    """image px -> square canvas px (size x size), the whole image visible and centred."""
+    w, h = image_wh
+    side = max(w, h)
+    return crop_matrix(CropBox(((w - 1) / 2, (h - 1) / 2), (side, side)), (size, size))

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from poselive.train.augment import AugmentConfig, photometric
-from poselive.transforms import MEAN_BGR_U8, CropBox, apply_matrix, crop_matrix, warp_crop
+from poselive.transforms import MEAN_BGR_U8, CropBox, apply_matrix, crop_matrix, letterbox_matrix, warp_crop
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,14 @@ DET_CACHE_SIZE = 320
 # Sets where every person in an image has a box (single_label pseudo sets do not: left out).
 DET_HAND_SETS = ("fashion_a", "fashion_b", "pelota", "coco_mini")
 DET_PSEUDO_SETS = ("roboflow_people", "linagora_meeting")
+# Street scenes with every pedestrian boxed (boxes only): small people. A box under this many px tall (at the
+# set's 512x256) is painted over like a crowd region: too few pixels to learn a person from, and taught as
+# background it would teach the network that people are background.
+CITYPERSONS_MIN_HEIGHT_PX = 12.0
+# Photos with nobody in them (rooms, buildings, landscapes): every pixel says "no person here". Every
+# NEGATIVE_VAL_EVERY-th photo of each scene class is held out for validation and for `poselive eval`.
+NEGATIVE_SETS = ("scene15",)
+NEGATIVE_VAL_EVERY = 5
 
 
 @dataclass(frozen=True)
@@ -50,12 +58,41 @@ def read_image_boxes(json_path: Path) -> list[ImageBoxes]:
 
 
 def det_split_of(item: ImageBoxes) -> str:
-    """Same rule as the keypoint split (coco_data.split_of): coco_mini and every 7th hand-labelled image."""
+    """Same rule as the keypoint split (coco_data.split_of): coco_mini and every 7th hand-labelled image; also
+    every 7th CityPersons scene and every NEGATIVE_VAL_EVERY-th empty photo."""
     if item.dataset == "coco_mini":
         return "val"
-    if item.dataset in ("fashion_a", "fashion_b", "pelota") and item.image_id % 7 == 0:
+    if item.dataset in ("fashion_a", "fashion_b", "pelota", "citypersons") and item.image_id % 7 == 0:
+        return "val"
+    if item.dataset in NEGATIVE_SETS and item.image_id % NEGATIVE_VAL_EVERY == 0:
         return "val"
     return "train"
+
+
+def negative_images(root: Path, name: str = "scene15") -> list[Path]:
+    """The photos of an empty-scene set (root/negatives/NAME/<class>/*.jpg), in a fixed order: by class, then
+    file name. The split (det_split_of) counts in this order."""
+    base = Path(root) / "negatives" / name
+    return sorted(p for p in base.glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def negative_split(root: Path, split: str, name: str = "scene15") -> list[Path]:
+    """The empty photos of one split ('train' or 'val') of an empty-scene set."""
+    return [Path(it.image_path) for it in negative_items(root, name) if det_split_of(it) == split]
+
+
+def negative_items(root: Path, name: str = "scene15") -> list[ImageBoxes]:
+    empty = np.zeros((0, 4), np.float32)
+    return [ImageBoxes(str(p), i, empty, empty, name) for i, p in enumerate(negative_images(root, name))]
+
+
+def citypersons_items(root: Path) -> list[ImageBoxes]:
+    items = []
+    for it in read_image_boxes(root / "body" / "citypersons" / "person_keypoints.json"):
+        small = it.boxes_xywh[:, 3] < CITYPERSONS_MIN_HEIGHT_PX
+        items.append(ImageBoxes(it.image_path, it.image_id, it.boxes_xywh[~small],
+                                np.concatenate([it.ignore_xywh, it.boxes_xywh[small]]), it.dataset))
+    return items
 
 
 def det_items(root: Path) -> list[ImageBoxes]:
@@ -66,20 +103,18 @@ def det_items(root: Path) -> list[ImageBoxes]:
         p = root / "body" / "pseudo" / s / "person_keypoints.json"
         if p.exists():
             items += read_image_boxes(p)
+    if (root / "body" / "citypersons" / "person_keypoints.json").exists():
+        items += citypersons_items(root)
+    for s in NEGATIVE_SETS:
+        items += negative_items(root, s)
     return items
-
-
-def letterbox_matrix(image_wh: tuple[int, int], size: int) -> np.ndarray:
-    """image px -> square canvas px, whole image visible, centred (the affine of poselive.transforms)."""
-    w, h = image_wh
-    side = max(w, h)
-    return crop_matrix(CropBox(((w - 1) / 2, (h - 1) / 2), (side, side)), (size, size))
 
 
 @dataclass
 class DetCache:
     images: np.ndarray          # (M, S, S, 3) uint8
     boxes: list[np.ndarray]     # per image (B, 4) xywh in cache px
+    empty: np.ndarray | None = None   # (M,) bool: a photo known to show nobody (a negative set)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -91,7 +126,8 @@ def build_det_cache(items: list[ImageBoxes], cache_file: Path | None = None) -> 
     if f is not None and f.exists():
         z = np.load(f, allow_pickle=False)
         offs = z["offsets"]
-        return DetCache(z["images"], [z["boxes"][offs[i]:offs[i + 1]] for i in range(len(offs) - 1)])
+        return DetCache(z["images"], [z["boxes"][offs[i]:offs[i + 1]] for i in range(len(offs) - 1)],
+                        _empty_flags(items))
     S = DET_CACHE_SIZE
     imgs = np.empty((len(items), S, S, 3), np.uint8)
     imgs[:] = MEAN_BGR_U8
@@ -112,12 +148,16 @@ def build_det_cache(items: list[ImageBoxes], cache_file: Path | None = None) -> 
         tl = apply_matrix(m, b[:, :2])
         br = apply_matrix(m, b[:, :2] + b[:, 2:])
         boxes.append(np.c_[tl, br - tl].astype(np.float32))
-    cache = DetCache(imgs, boxes)
+    cache = DetCache(imgs, boxes, _empty_flags(items))
     if f is not None:
         f.parent.mkdir(parents=True, exist_ok=True)
         offs = np.cumsum([0] + [len(b) for b in boxes])
         np.savez(f, images=imgs, boxes=np.concatenate(boxes) if boxes else np.zeros((0, 4)), offsets=offs)
     return cache
+
+
+def _empty_flags(items: list[ImageBoxes]) -> np.ndarray:
+    return np.array([it.dataset in NEGATIVE_SETS for it in items], bool)
 
 
 def _place(cache: DetCache, i: int, out_wh, region_xywh, rng, flip: bool):
@@ -135,8 +175,10 @@ def _place(cache: DetCache, i: int, out_wh, region_xywh, rng, flip: bool):
 
 
 def augment_scene(cache: DetCache, rng: np.random.Generator, out_wh: tuple[int, int], aug: AugmentConfig,
-                  mosaic_prob: float = 0.4) -> tuple[np.ndarray, np.ndarray]:
-    """One training scene: (H, W, 3) uint8 and person boxes (B, 4) xywh in its px."""
+                  mosaic_prob: float = 0.4, draw_p: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One training scene: (H, W, 3) uint8 and person boxes (B, 4) xywh in its px. draw_p: (M,) probability of
+    drawing each cache image (None: uniform); hard-negative mining raises it for photos the detector sees
+    people in."""
     W, H = out_wh
     canvas = np.empty((H, W, 3), np.uint8)
     canvas[:] = MEAN_BGR_U8
@@ -149,7 +191,7 @@ def augment_scene(cache: DetCache, rng: np.random.Generator, out_wh: tuple[int, 
     for reg in regions:
         if reg[2] < 8 or reg[3] < 8:
             continue
-        i = int(rng.integers(len(cache)))
+        i = int(rng.integers(len(cache))) if draw_p is None else int(rng.choice(len(cache), p=draw_p))
         m = _place(cache, i, out_wh, reg, rng, bool(rng.random() < 0.5))
         part = cv2.warpAffine(cache.images[i], m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                               borderValue=MEAN_BGR_U8)
