@@ -16,6 +16,7 @@ import numpy as np
 from poselive.errors import PoseliveError
 from poselive.pipeline import FrameResult, Pipeline, PipelineConfig
 from poselive.records import StageTimes
+from poselive.weights import DEFAULT_DETECTOR
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,8 @@ DEMO_CLIP = Path(__file__).resolve().parents[1] / "demos" / "vtest_short.mp4"
 
 
 def build_pipeline(tasks: str = "body", device: str = "auto", smoothing: bool = True, heatmaps: bool = False,
-                   body_model: str = "body-lite") -> Pipeline:
-    """A Pipeline for a comma list of tasks ("body", "face")."""
+                   body_model: str = "body-lite", detector: str = DEFAULT_DETECTOR) -> Pipeline:
+    """A Pipeline for a comma list of tasks ("body", "face"); detector: the person detector's weights."""
     from poselive.estimator import PoseEstimator
     names = {t.strip() for t in tasks.split(",") if t.strip()}
     unknown = names - {"body", "face"}
@@ -34,7 +35,7 @@ def build_pipeline(tasks: str = "body", device: str = "auto", smoothing: bool = 
     if "face" in names:
         from poselive.face_estimator import FaceStage
         face_stage = FaceStage(device=device)
-    return Pipeline(PoseEstimator(body_model, device=device),
+    return Pipeline(PoseEstimator(body_model, device=device, detector=detector),
                     PipelineConfig(smoothing=smoothing, keep_heatmaps=heatmaps), face_stage=face_stage,
                     bodies="body" in names)
 

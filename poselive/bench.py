@@ -220,11 +220,22 @@ def decode_table(repeats: int, blur_sigma: float) -> str:
 # ----------------------------------------------------------------------- sections added by other modules
 # The whole-pipeline and MediaPipe comparisons are written by the modules that own those stages. Each is a
 # function of the parsed arguments that returns its table(s) as text; bench_command prints what they return.
-def time_pipeline(source: str, max_frames: int = 100, device: str = "auto") -> dict:
-    """Run the real pipeline (body-lite + body-det-2, `device`) over up to `max_frames` frames of a source and
-    collect per-stage ms, end-to-end ms per frame (pipeline + overlay) and capture-to-overlay latency."""
+def previous_pipeline(device: str = "auto"):
+    """The live pipeline as it ran before it asked the detector for evidence (body-det-2 every 8 frames at 0.2,
+    tracks kept alive by their own crops): the baseline the live pipeline's frame time is held against."""
+    from poselive.estimator import PoseEstimator
+    from poselive.pipeline import Pipeline, PipelineConfig
+    from poselive.tracking import TrackerConfig
+    return Pipeline(PoseEstimator("body-lite", device=device, detector="body-det-2"), PipelineConfig(
+        detect_every=8, det_threshold=0.2, confirm_threshold=0.2,
+        tracker=TrackerConfig(min_new_score=0.35, max_lost=30, min_hits=3)))
+
+
+def time_pipeline(source: str, max_frames: int = 100, device: str = "auto", pipe=None) -> dict:
+    """Run the real pipeline (the defaults, or `pipe`) over up to `max_frames` frames of a source and collect
+    per-stage ms, end-to-end ms per frame (pipeline + overlay) and capture-to-overlay latency."""
     from poselive.app import build_pipeline, render_live, stream
-    pipe = build_pipeline("body", device)
+    pipe = pipe or build_pipeline("body", device)
     stages: dict[str, list[float]] = {}
     total, latency, people = [], [], []
     for i, live in enumerate(stream(source, pipe, max_frames=max_frames)):
@@ -257,9 +268,17 @@ def pipeline_section(args) -> str:
                      f"{len(r['total'])}"])
         rows.append(["capture -> overlay latency", *(f"{x:.2f}" for x in np.percentile(r["latency"], [50, 90])),
                      f"{len(r['latency'])}"])
+        before = time_pipeline(src, max_frames=args.frames, pipe=previous_pipeline())
+        if before["total"]:
+            rows.append([f"frame, before detector evidence ({np.mean(before['people']):.1f} people per frame)",
+                         *(f"{x:.2f}" for x in np.percentile(before["total"], [50, 90])), f"{len(before['total'])}"])
+            rows.append(["ratio: frame now / before", *(f"{a / b:.2f}" for a, b in zip(
+                np.percentile(r["total"], [50, 90]), np.percentile(before["total"], [50, 90]))), ""])
+        from poselive.pipeline import PipelineConfig
+        every = PipelineConfig().detect_every
         tables.append(format_table(["stage", "median ms", "p90 ms", "frames"], rows,
                                    f"Pipeline on {src} ({r['backend']}; mean {np.mean(r['people']):.1f} people "
-                                   f"per frame; detector every 8 frames, crops from tracks between)"))
+                                   f"per frame; detector every {every} frames, crops from tracks between)"))
     return "\n\n".join(tables)
 
 

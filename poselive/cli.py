@@ -122,8 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "training states' weights (e.g. the last few of a schedule) instead of the best")
     p.set_defaults(target="poselive.train.run:train_command")
 
-    p = sub.add_parser("eval", help="score a model on COCO keypoint json + images, or on .pts face folders")
-    p.add_argument("--task", default="body", choices=["body", "face"])
+    p = sub.add_parser("eval", help="score a model on COCO keypoint json + images, or on .pts face folders; "
+                       "score person finding on MOT ground truth (track) or on photos of nobody (empty)")
+    p.add_argument("inputs", nargs="*", help="track: the video (or a JSONL poselive wrote) to score; empty: "
+                   "folders or photos with nobody in them (default: the held-out photos of negatives/scene15)")
+    p.add_argument("--task", default="body", choices=["body", "face", "track", "empty", "thresholds"],
+                   help="body / face: keypoints against labels; track: MOTA, IDF1 against MOT ground truth; "
+                   "empty: people reported on photos of nobody; thresholds: the precision/recall table over "
+                   "detector and person-score thresholds (validation split plus empty photos)")
+    p.add_argument("--gt", help="track: MOT ground truth gt.txt (frame,id,x,y,w,h,conf,...; frame 1 = video "
+                   "frame 0)")
+    p.add_argument("--modes", default="predict,live", help="empty, thresholds: predict (still photos, as "
+                   "`poselive predict`), live (the live pipeline: for empty, each photo a short still clip), or both")
     p.add_argument("--data", nargs="+", help="COCO json files (body) or .pts folders (face); default: our "
                    "validation split")
     p.add_argument("--model", default=None, help="model name or weights file")

@@ -14,7 +14,7 @@ import numpy as np
 
 from poselive.boxes import box_intersection, box_iou, nms
 from poselive.duplicates import DUPLICATE_IOU, SAME_POSE_OKS, distinct_people
-from poselive.estimator import CropHeatmaps, PoseEstimator, box_from_keypoints, check_image, person_score
+from poselive.estimator import CropHeatmaps, PoseEstimator, body_box, check_image, person_score
 from poselive.codec import image_to_heatmap_matrix
 from poselive.filters import PoseSmoother, SmootherConfig
 from poselive.records import Face, Frame, Person, StageTimes
@@ -33,6 +33,9 @@ class PipelineConfig:
     # detector misses, while every extra box costs a crop on each detector frame. On demos/vtest_short.mp4
     # 0.1 gave 61 ids and 318 ms a frame against 28 ids and 153 ms with 0.2 (close-up clip: 34 ids vs 9).
     det_threshold: float = 0.2
+    # Detections down to this score back tracks already running (poselive.tracking: confirm); only those scoring
+    # det_threshold start new ones (as in ByteTrack: a person already followed needs less evidence to stay).
+    confirm_threshold: float = 0.1
     # Still photos also run the detector at half its letterbox side, for people too large for the main pass
     # (`PersonDetector`). Video leaves it off: its extra boxes start tracks of their own (sixth session,
     # `poselive track`: the close-up clip 6 -> 12 ids, openpose_video 57 -> 64, vtest.avi 145 -> 227).
@@ -48,7 +51,8 @@ class PipelineConfig:
     # mean track of 46 frames, against 129 ids of 15 frames with 0.25 and 10.
     # A track is reported from its third match on (min_hits): one-frame poses are mostly false finds. With the
     # close-up fixes this took demos/vtest_short.mp4 from 29 to 28 ids and the close-up clip from 11 to 9.
-    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(min_new_score=0.35, max_lost=30, min_hits=3))
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(min_new_score=0.35, max_lost=30, min_hits=3,
+                                                                                    max_unconfirmed=24))
     keep_heatmaps: bool = False
 
 
@@ -92,6 +96,7 @@ class Pipeline:
         self.smoother = PoseSmoother(config.smoother)
         self.face_stage = face_stage
         self._last_detect = -10**9
+        self._last_index = -1
 
     def reconfigure(self, config: PipelineConfig) -> None:
         """New settings from the next frame on (call between frames, from the thread that runs the pipeline).
@@ -109,11 +114,14 @@ class Pipeline:
         self.tracker.reset()
         self.smoother.reset()
         self._last_detect = -10**9
+        self._last_index = -1
         if self.face_stage is not None:
             self.face_stage.reset()
 
-    def _boxes(self, image: np.ndarray, index: int, timer: _Timer) -> tuple[np.ndarray, bool]:
-        """Crop boxes for this frame: where tracked people are expected, plus new detections."""
+    def _boxes(self, image: np.ndarray, index: int, timer: _Timer) -> tuple[np.ndarray, np.ndarray | None]:
+        """Crop boxes for this frame: where tracked people are expected, plus new detections (those scoring
+        det_threshold or more that overlap no tracked crop). Also returns this frame's detections (M, 5) down to
+        confirm_threshold, the evidence that keeps tracks alive, or None on a frame without detection."""
         tracked = self.tracker.predicted_boxes(index, from_keypoints=True, padding=0.08)
         # A lost track carried off the frame at its last velocity has nothing left to find there.
         h, w = image.shape[:2]
@@ -127,21 +135,26 @@ class Pipeline:
             lost = self.tracker.lost_frames()
             fresh = np.array([-lost[t] for t in ids], np.float64)
             boxes = nms(np.c_[boxes, fresh], 0.7)[:, :4]
-        detect = len(boxes) == 0 or index - self._last_detect >= self.config.detect_every
-        if detect:
+        det = None
+        if len(boxes) == 0 or index - self._last_detect >= self.config.detect_every:
+            cfg = self.config
             with timer.stage("detect"):
-                det = self.estimator.detect(image, self.config.det_threshold, self.config.det_half_pass)
+                det = self.estimator.detect(image, min(cfg.det_threshold, cfg.confirm_threshold), cfg.det_half_pass)
             self._last_detect = index
-            if len(det):
+            strong = det[det[:, 4] >= cfg.det_threshold]
+            if len(strong):
                 # Keep tracked crops (they follow the body closely); add detections that are nobody's yet.
-                new = det if len(boxes) == 0 else det[box_iou(det[:, :4], boxes).max(1) < 0.3]
+                new = strong if len(boxes) == 0 else strong[box_iou(strong[:, :4], boxes).max(1) < 0.3]
                 boxes = np.concatenate([boxes, new[:, :4]])
-        return boxes, detect
+        return boxes, det
 
     def __call__(self, frame: Frame) -> FrameResult:
         timer = _Timer()
         image = check_image(frame.image)
-        boxes, detected = self._boxes(image, frame.index, timer)
+        if frame.index < self._last_index:  # the source restarted: no track, crop or detection carries over
+            self.reset()
+        self._last_index = frame.index
+        boxes, detections = self._boxes(image, frame.index, timer)
         km = self.estimator.keypoints
         with timer.stage("preprocess"):
             mats = km.crop_matrices(boxes)
@@ -156,13 +169,15 @@ class Pipeline:
                 if s < self.config.min_person_score:
                     continue
                 # The person's box: around its confident joints, else the crop box it came from.
-                box = box_from_keypoints(kps[i], margin=0.1, min_size=2.0) or tuple(float(v) for v in boxes[i])
+                box = body_box(kps[i]) or tuple(float(v) for v in boxes[i])
                 people.append(Person(kps[i], box, s))
                 keep.append(i)
             picked = distinct_people(people, self.config.duplicate_iou, self.config.same_pose_oks)
             people, keep = [people[i] for i in picked], [keep[i] for i in picked]
         with timer.stage("track"):
             people = self.tracker.update(people, frame.index)
+            if detections is not None:
+                self.tracker.confirm(detections, frame.index)
             confirmed = self.tracker.confirmed_ids()
             tracked = [i for i, p in enumerate(people) if p.track_id in confirmed]
             people, keep = [people[i] for i in tracked], [keep[i] for i in tracked]
@@ -178,5 +193,5 @@ class Pipeline:
         heatmaps = []
         if self.config.keep_heatmaps:
             heatmaps = [CropHeatmaps(hms[i], image_to_heatmap_matrix(mats[i], km.codec.stride)) for i in keep]
-        return FrameResult(frame, people, faces, StageTimes(timer.ms), heatmaps, detected)
+        return FrameResult(frame, people, faces, StageTimes(timer.ms), heatmaps, detections is not None)
 

@@ -70,6 +70,13 @@ class TrackerConfig:
     # A track is confirmed once matched in this many frames (SORT's min_hits); `confirmed_ids()` tells the caller,
     # which may hold back the unconfirmed: a pose found once and never again is more often a false find.
     min_hits: int = 1
+    # Evidence that a person is still there, from outside the tracker (the person detector, through `confirm`).
+    # A crop that follows its own last keypoints keeps finding "a person" in a lamp post once it has started
+    # there: the keypoint network agrees with its own previous answer. With `max_unconfirmed` set, a track the
+    # detector has not backed for more than that many frames ends, and a track is confirmed (reported) only once
+    # the detector has backed it. None: no outside evidence is asked for (faces, or callers without a detector).
+    max_unconfirmed: int | None = None
+    confirm_iou: float = 0.3
 
 
 class _Track:
@@ -85,6 +92,12 @@ class _Track:
         self.velocity = np.zeros(2)
         self.extent = self.box_xywh[2:].copy()  # (w, h) the crop may not shrink below (see crop_shrink)
         self.hits = 1
+        self.first_frame = frame_index
+        self.backed_frame: int | None = None  # the last frame the detector found a person here (confirm)
+
+    def unbacked_frames(self, frame_index: int) -> int:
+        """Frames since the detector last backed this track (since it began, if never)."""
+        return frame_index - (self.first_frame if self.backed_frame is None else self.backed_frame)
 
     def shift(self, frame_index: int, config: TrackerConfig) -> np.ndarray:
         """Displacement (2,) px predicted from the last match to `frame_index`."""
@@ -229,7 +242,8 @@ class Tracker:
                 self._next_id += 1
                 self._tracks.append(track)
                 ids[i] = track.track_id
-        self._tracks = [tr for tr in self._tracks if frame_index - tr.last_frame <= cfg.max_lost]
+        self._tracks = [tr for tr in self._tracks if frame_index - tr.last_frame <= cfg.max_lost and
+                        (cfg.max_unconfirmed is None or tr.unbacked_frames(frame_index) <= cfg.max_unconfirmed)]
         return [p if p.track_id == tid else dataclasses.replace(p, track_id=tid) for p, tid in zip(people, ids)]
 
     def _reacquire(self, people: list, ids: list[int], matched: set[int], frame_index: int
@@ -260,6 +274,25 @@ class Tracker:
                     cost[i, j] = d / h
         r_idx, c_idx = linear_sum_assignment(cost)
         return [(rows[i], cols[j]) for i, j in zip(r_idx, c_idx) if cost[i, j] < _NO_MATCH]
+
+    def confirm(self, detections_xywh: np.ndarray, frame_index: int) -> np.ndarray:
+        """Outside evidence: person boxes (M, 4+) a detector found in frame `frame_index`. Each is given to at
+        most one live track whose box (as of this frame) it overlaps by IoU >= confirm_iou, best overlaps
+        first; those tracks count as backed in this frame. Returns (M,) bool: the detections that backed one."""
+        dets = np.asarray(detections_xywh, np.float64)
+        dets = dets.reshape(len(dets), -1)[:, :4] if dets.size else np.zeros((0, 4))
+        used = np.zeros(len(dets), bool)
+        if len(dets) == 0 or not self._tracks:
+            return used
+        from scipy.optimize import linear_sum_assignment
+        boxes = np.stack([tr.predicted(frame_index, self.config)[1] for tr in self._tracks])
+        iou = box_iou(dets, boxes)
+        rows, cols = linear_sum_assignment(-iou)
+        for r, c in zip(rows, cols):
+            if iou[r, c] >= self.config.confirm_iou:
+                self._tracks[c].backed_frame = frame_index
+                used[r] = True
+        return used
 
     def predicted_boxes(self, frame_index: int | None = None, from_keypoints: bool = False,
                         padding: float = 0.0) -> dict[int, tuple[float, float, float, float]]:
@@ -295,8 +328,11 @@ class Tracker:
         return [tr.track_id for tr in self._tracks]
 
     def confirmed_ids(self) -> set[int]:
-        """Ids of the live tracks matched in at least min_hits frames."""
-        return {tr.track_id for tr in self._tracks if tr.hits >= self.config.min_hits}
+        """Ids of the live tracks matched in at least min_hits frames (and, with max_unconfirmed set, backed by
+        the detector at least once)."""
+        need_backing = self.config.max_unconfirmed is not None
+        return {tr.track_id for tr in self._tracks
+                if tr.hits >= self.config.min_hits and not (need_backing and tr.backed_frame is None)}
 
     def lost_frames(self) -> dict[int, int]:
         """Frames since each live track was last matched (0: matched in the latest update), by track id."""

@@ -215,3 +215,38 @@ def test_a_track_is_confirmed_on_its_third_match_and_a_one_frame_find_never_is()
     assert wid in tracker.confirmed_ids() and gid not in tracker.confirmed_ids()
     plain = Tracker()                                                    # min_hits 1: confirmed at once
     assert plain.update([ghost], 0)[0].track_id in plain.confirmed_ids()
+
+
+def test_a_track_lives_on_the_detectors_evidence_not_on_its_own_crops():
+    """A lamp post the keypoint network keeps answering "person" for, frame after frame, while the detector
+    never finds anybody there: reported never, ended after max_unconfirmed frames. A walker the detector
+    backs every 8th frame keeps one id and is reported throughout."""
+    tracker = Tracker(TrackerConfig(max_unconfirmed=24))
+    post = person_at(400, 300, 200)
+    walker_id, post_id, reported_post = None, None, []
+    for i in range(60):
+        walker = person_at(100 + 2 * i, 300, 200)
+        out = tracker.update([walker, post], i)
+        if i % 8 == 0:  # the detector's frames: it finds the walker only
+            assert tracker.confirm(np.array([[*walker.bbox, 0.9]]), i).tolist() == [True]
+        walker_id = walker_id or out[0].track_id
+        assert out[0].track_id == walker_id
+        if i >= 1:
+            assert walker_id in tracker.confirmed_ids()
+        if out[1].track_id > 0:
+            post_id = post_id or out[1].track_id
+            reported_post.append(out[1].track_id in tracker.confirmed_ids())
+    assert post_id is not None and not any(reported_post)
+    # The post's first track ended after 24 unbacked frames; each new one it opens ends the same way.
+    assert len(set(t for t in tracker.track_ids)) <= 2 and walker_id in tracker.track_ids
+    assert post_id not in tracker.track_ids
+
+
+def test_confirm_gives_each_detection_to_one_track_at_most():
+    tracker = Tracker(TrackerConfig(max_unconfirmed=10))
+    a, b = person_at(100, 300, 200), person_at(400, 300, 200)
+    tracker.update([a, b], 0)
+    used = tracker.confirm(np.array([a.bbox, a.bbox, (700, 50, 20, 40)]), 0)
+    assert used.tolist() == [True, False, False]
+    assert len(tracker.confirmed_ids()) == 1
+    assert tracker.confirm(np.zeros((0, 5)), 1).shape == (0,)

@@ -369,6 +369,10 @@ def _beside(box_xywh) -> list[tuple[float, float, float, float]]:
 
 
 def eval_command(args) -> int:
+    if args.task in ("track", "empty", "thresholds"):
+        from poselive.train import evaluate_finding
+        return {"track": evaluate_finding.eval_track, "empty": evaluate_finding.eval_empty,
+                "thresholds": evaluate_finding.eval_thresholds}[args.task](args)
     if args.task == "face":
         return eval_face(args)
     return eval_body(args)
