@@ -213,6 +213,6 @@ def test_run_draws_the_timing_panel_only_when_asked(shipped_body_models, tmp_pat
                      *flag]) == 0
         ok, img = cv2.VideoCapture(str(out)).read()
         assert ok
-        first[bool(flag)] = img[5:60, 5:150].astype(float).mean()
-    # The panel darkens the corner it sits in to about a third.
-    assert first[False] < 0.6 * first[True], first
+        first[bool(flag)] = img[5:40, 5:150].astype(float)
+    # The panel is half-transparent: the corner it sits in shows through at half its brightness.
+    assert 0.4 < np.median(first[False] / np.maximum(first[True], 1.0)) < 0.6
