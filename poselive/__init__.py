@@ -1,6 +1,7 @@
 """poselive: real-time body and face landmarks from a webcam or video.
 
-Heavy modules (torch, onnxruntime) load only when a model is built, so `import poselive` stays light."""
+Heavy modules load only when needed, so `import poselive` stays light: onnxruntime when a model is built, torch
+only for training, export and the torch backends (`pip install poselive[train]`)."""
 from __future__ import annotations
 
 __version__ = "0.1.0"

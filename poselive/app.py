@@ -16,11 +16,11 @@ import numpy as np
 from poselive.errors import PoseliveError
 from poselive.pipeline import FrameResult, Pipeline, PipelineConfig
 from poselive.records import StageTimes
-from poselive.weights import DEFAULT_DETECTOR
+from poselive.weights import DEFAULT_DETECTOR, shipped_path
 
 log = logging.getLogger(__name__)
 
-DEMO_CLIP = Path(__file__).resolve().parents[1] / "demos" / "vtest_short.mp4"
+DEMO_CLIP = shipped_path("demos/vtest_short.mp4")
 
 
 def build_pipeline(tasks: str = "body", device: str = "auto", smoothing: bool = True, heatmaps: bool = False,
@@ -112,11 +112,16 @@ def run_command(args) -> int:
     if args.show:
         from poselive.gui.window import gui_command
         return gui_command(args)
+    from poselive.progress import FrameProgress
     pipe = build_pipeline(args.task, args.device, smoothing=not args.no_smooth, heatmaps=args.heatmaps)
     src = open_source(args.source)
     jw = JsonlWriter(args.json) if args.json else None
     vw = VideoWriter(args.out, src.fps or 25.0) if args.out else None
+    total = src.frame_count
+    if total is not None and args.max_frames is not None:
+        total = min(total, args.max_frames)
     frames = 0
+    progress = FrameProgress(total, src.name, live=src.is_live)
     try:
         for live in stream(src, pipe, max_frames=args.max_frames):
             r = live.result
@@ -125,8 +130,10 @@ def run_command(args) -> int:
             if vw:
                 vw.write(render_live(live, heatmaps=args.heatmaps, hud=not args.no_hud))
             frames += 1
+            progress.update(frames, live.dropped, live.latency_ms)
     finally:
         # Whatever happened (end of file, a truncated video, Ctrl-C), what was written so far is kept.
+        progress.close()
         for w in (jw, vw):
             if w is not None:
                 w.close()
@@ -138,16 +145,17 @@ def run_command(args) -> int:
 
 def demo_command(args) -> int:
     """Track people through the bundled sample clip: annotated MP4 + JSONL in --out."""
-    from poselive.batch import overlay, process_video, summary_table
+    from poselive.batch import VideoProgress, overlay, process_video, summary_table
     if not DEMO_CLIP.exists():
-        raise PoseliveError(f"the sample clip {DEMO_CLIP} is missing from this checkout")
+        raise PoseliveError(f"the sample clip {DEMO_CLIP} is missing from this install; reinstall poselive")
     if args.show:
         from poselive.gui.window import gui_command
         args.source = str(DEMO_CLIP)
         return gui_command(args)
     out = Path(args.out)
     pipe = build_pipeline("body", args.device)
-    row = process_video(DEMO_CLIP, pipe, out, write_video=True, render=overlay)
+    with VideoProgress(DEMO_CLIP.name) as progress:
+        row = process_video(DEMO_CLIP, pipe, out, write_video=True, render=overlay, progress=progress)
     print(summary_table([row]))
     print(f"annotated video: {out / (DEMO_CLIP.stem + '.mp4')}\nper-frame JSON lines: "
           f"{out / (DEMO_CLIP.stem + '.jsonl')}")

@@ -4,8 +4,9 @@ Every backend takes the normalised network input of `transforms.normalize_bgr`, 
 returns float32 heatmaps (N, C, ceil(H/4), ceil(W/4)) in heatmap px. Any H, W runs (the network pads
 internally); nothing outside this file needs to know which backend it holds.
 
-onnxruntime is imported only when an ONNX Runtime backend or export check is made, so `import poselive`
-stays light.
+ONNX Runtime needs only the `.onnx` file: it carries the network's config, keypoint schema and model name as
+ONNX metadata, so inference on it never reads the `.pt` weights and never imports torch. torch is imported
+inside the torch backends and the export alone (the `train` / `cuda` extras); onnxruntime inside its backend.
 """
 from __future__ import annotations
 
@@ -17,23 +18,28 @@ import os
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
 
-from poselive.checkpoint import load_model
-from poselive.errors import PoseliveError, WeightsError
+from poselive.errors import INSTALL_TORCH, PoseliveError, WeightsError
 from poselive.nets.configs import NetConfig
-from poselive.nets.hourglass import StackedHourglass
+from poselive.schemas import schema_by_name
+
+if TYPE_CHECKING:
+    import torch
+
+    from poselive.nets.hourglass import StackedHourglass
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cuda", "onnx", "cpu")
 ONNX_OPSET = 17
 # Part of the ONNX cache key: bump it when export_onnx changes what it writes, so stale exports are not reused.
-EXPORT_VERSION = "1"
+EXPORT_VERSION = "2"
 META_CONFIG = "poselive_config"        # ONNX metadata: the NetConfig as JSON
+META_SCHEMA = "poselive_schema"        # ONNX metadata: the keypoint schema as JSON (name, keypoint names, ...)
+META_MODEL = "poselive_model"          # ONNX metadata: the model's name (body-lite, ...)
 META_SOURCE_HASH = "poselive_weights_sha256"  # ONNX metadata: hash of the .pt it was exported from
 
 
@@ -55,17 +61,35 @@ def _as_input(batch: np.ndarray) -> np.ndarray:
     return batch
 
 
+def _torch():
+    """The torch module, or None when it is not installed (a runtime-only install)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _require_torch(what: str):
+    torch = _torch()
+    if torch is None:
+        raise PoseliveError(f"{what} needs torch, which is not installed; {INSTALL_TORCH}")
+    return torch
+
+
 # --------------------------------------------------------------------------------------------- torch CPU
 class TorchCPUBackend:
     """float32 eval-mode torch on the CPU. Uses torch's global thread count (torch.set_num_threads)."""
     name = "torch-cpu"
 
     def __init__(self, model: StackedHourglass):
+        _require_torch("device 'cpu' (torch on the CPU)")
         # A copy, so putting it in eval mode never changes a model someone is still training.
         self.model = copy.deepcopy(model).float().cpu().eval()
         self.config = model.cfg
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        import torch
         with torch.inference_mode():
             # The network crops its padded output, a strided view: hand back a plain contiguous array.
             return np.ascontiguousarray(self.model(torch.from_numpy(_as_input(batch))).numpy())
@@ -84,6 +108,7 @@ class TorchCUDABackend:
 
     def __init__(self, model: StackedHourglass, device: str = "cuda", cuda_graphs: bool = True,
                  graph_after: int = 2, max_graphs: int = 8):
+        torch = _require_torch("device 'cuda'")
         if not torch.cuda.is_available():
             raise PoseliveError("device 'cuda' was asked for, but torch sees no CUDA GPU; "
                                 "use --device auto, onnx or cpu")
@@ -99,6 +124,7 @@ class TorchCUDABackend:
         self._graphs: dict[tuple, tuple[torch.Tensor, torch.Tensor, torch.cuda.CUDAGraph]] = {}
 
     def _capture(self, x: torch.Tensor):
+        import torch
         static_in = x.clone()
         # Warm-up on a side stream is what torch.cuda.graph requires before capture.
         side = torch.cuda.Stream(self.device)
@@ -133,6 +159,7 @@ class TorchCUDABackend:
         return static_out
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        import torch
         with torch.inference_mode():
             x = torch.from_numpy(_as_input(batch)).to(self.device)
             x = x.half().contiguous(memory_format=torch.channels_last)
@@ -155,6 +182,7 @@ class OnnxRuntimeBackend:
 
     threads: intra-op threads (None: ONNX Runtime's default, one per physical core). config: the network's
     NetConfig; read from the file's metadata when not given (files written by export_onnx carry it).
+    metadata: the file's metadata (META_* keys).
     """
     name = "onnxruntime"
 
@@ -174,26 +202,45 @@ class OnnxRuntimeBackend:
             raise WeightsError(f"cannot load ONNX model {self.path}: {first}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        if config is None and META_CONFIG in self.metadata:
-            config = NetConfig.from_dict(json.loads(self.metadata[META_CONFIG]))
-        self.config = config
+        self.config = config if config is not None else config_from_metadata(self.metadata, self.path)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input_name: _as_input(batch)})[0]
         return np.asarray(out, dtype=np.float32)
 
 
+def config_from_metadata(metadata: dict[str, str], path: Path) -> NetConfig | None:
+    """The NetConfig an ONNX file's metadata carries (None when it carries none); WeightsError when the file was
+    made for keypoints this version of poselive names differently."""
+    if META_CONFIG not in metadata:
+        return None
+    try:
+        cfg = NetConfig.from_dict(json.loads(metadata[META_CONFIG]))
+        schema = schema_by_name(cfg.schema)
+    except (ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"{path} carries a config this version of poselive cannot read ({e})") from None
+    if META_SCHEMA in metadata:
+        names = json.loads(metadata[META_SCHEMA]).get("keypoints")
+        if names is not None and tuple(names) != schema.keypoints:
+            raise WeightsError(f"{path} predicts other {cfg.schema} keypoints than this version of poselive "
+                               "knows; update poselive or use weights made for it")
+    return cfg
+
+
 # ------------------------------------------------------------------------------------------------ export
-def export_onnx(model: StackedHourglass, path: str | os.PathLike, source_sha256: str | None = None) -> Path:
+def export_onnx(model: StackedHourglass, path: str | os.PathLike, source_sha256: str | None = None,
+                model_name: str | None = None) -> Path:
     """Write `model` as ONNX with dynamic batch, height and width; input 'input', output 'heatmaps'.
 
     Uses the TorchScript exporter (`dynamo=False`): it records the network's pad-to-a-multiple and crop-back
     arithmetic on the input's shape as ONNX Shape/Mod/Slice ops, so any H, W runs and matches torch. The
     torch.export-based exporter (torch 2.13) cannot prove the padded sizes divide evenly through the pooling
     and upsampling of the hourglass and fails on dynamic H, W ("Eq(... % ..., 0) cannot be solved").
-    The file's metadata carries the NetConfig (and the hash of the source weights when given).
+    The file's metadata carries what inference needs without torch (write_onnx_metadata): the NetConfig, the
+    keypoint schema, the model name (default: the file's stem) and the hash of the source weights when given.
     Written to a temporary name and renamed, so a reader never sees half a file.
     """
+    torch = _require_torch("exporting to ONNX")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).float().cpu().eval()
@@ -209,24 +256,39 @@ def export_onnx(model: StackedHourglass, path: str | os.PathLike, source_sha256:
                               input_names=["input"], output_names=["heatmaps"], do_constant_folding=True,
                               dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"},
                                             "heatmaps": {0: "batch", 2: "heatmap_height", 3: "heatmap_width"}})
-        _write_metadata(tmp, model.cfg, source_sha256)
+        write_onnx_metadata(tmp, model.cfg, model_name or path.stem, source_sha256)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def _write_metadata(path: Path, cfg: NetConfig, source_sha256: str | None) -> None:
-    try:
-        import onnx
-    except ImportError:  # the file still works; it just cannot tell its config or source later
-        log.warning("the onnx package is not installed; %s is written without poselive metadata", path)
-        return
-    proto = onnx.load(str(path))
-    meta = {META_CONFIG: json.dumps(cfg.to_dict())}
+def onnx_metadata(cfg: NetConfig, model_name: str, source_sha256: str | None = None) -> dict[str, str]:
+    """The poselive metadata of an ONNX file (META_* keys -> strings)."""
+    schema = schema_by_name(cfg.schema)
+    meta = {META_CONFIG: json.dumps(cfg.to_dict()), META_MODEL: model_name,
+            META_SCHEMA: json.dumps({"name": schema.name, "keypoints": list(schema.keypoints),
+                                     "skeleton": [list(e) for e in schema.skeleton],
+                                     "flip_pairs": [list(p) for p in schema.flip_pairs]})}
     if source_sha256:
         meta[META_SOURCE_HASH] = source_sha256
-    for key, value in meta.items():
+    return meta
+
+
+def write_onnx_metadata(path: str | os.PathLike, cfg: NetConfig, model_name: str,
+                        source_sha256: str | None = None) -> None:
+    """Set the poselive metadata of the ONNX file `path` in place (onnx_metadata; earlier poselive keys are
+    replaced, others kept). The graph and its weights are written back unchanged."""
+    try:
+        import onnx
+    except ImportError:  # the file still runs, with the config given by whoever exported it
+        log.warning("the onnx package is not installed, so %s is written without poselive metadata and cannot be "
+                    "run without its .pt; %s", path, INSTALL_TORCH)
+        return
+    proto = onnx.load(str(path))
+    kept = [(p.key, p.value) for p in proto.metadata_props if not p.key.startswith("poselive_")]
+    del proto.metadata_props[:]
+    for key, value in kept + list(onnx_metadata(cfg, model_name, source_sha256).items()):
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(path))
 
@@ -255,41 +317,78 @@ def onnx_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "poselive"
 
 
-def onnx_for(model: StackedHourglass, weights_path: Path | None = None) -> Path:
-    """The ONNX file for a model: `<weights>.onnx` shipped beside the .pt when it was exported from these
-    weights (or does not say), else an export cached in onnx_cache_dir(), keyed by the weights' hash."""
-    if weights_path is not None:
-        digest = file_sha256(weights_path)
-        shipped = weights_path.with_suffix(".onnx")
-        if shipped.is_file():
-            made_from = _onnx_source_hash(shipped)
-            if made_from in (None, digest):
-                return shipped
-            log.warning("%s was exported from other weights than %s; exporting again", shipped, weights_path)
-        stem = weights_path.stem
-    else:
-        digest = model_sha256(model)
-        stem = model.cfg.name
+def _cached_export(stem: str, digest: str) -> Path:
     key = hashlib.sha256(f"{digest}:{EXPORT_VERSION}:{ONNX_OPSET}".encode()).hexdigest()[:16]
-    cached = onnx_cache_dir() / f"{stem}-{key}.onnx"
-    if not cached.is_file():
-        log.info("exporting %s to ONNX: %s", stem, cached)
-        try:
-            export_onnx(model, cached, source_sha256=digest if weights_path is not None else None)
-        except Exception as e:  # torch's exporter and the file system fail in many ways; say which, briefly
-            first = (str(e).strip().splitlines() or [""])[0][:200]
-            raise PoseliveError(f"cannot export {stem} to ONNX at {cached} ({type(e).__name__}: {first}); "
-                                "use --device cpu") from None
+    return onnx_cache_dir() / f"{stem}-{key}.onnx"
+
+
+def _export_to_cache(load_model, stem: str, digest: str, source_sha256: str | None) -> Path:
+    """The cached export of the network `load_model()` builds, exported now if it is not cached yet."""
+    cached = _cached_export(stem, digest)
+    if cached.is_file():
+        return cached
+    log.info("exporting %s to ONNX: %s", stem, cached)
+    model = load_model()
+    try:
+        export_onnx(model, cached, source_sha256=source_sha256, model_name=stem)
+    except PoseliveError:
+        raise
+    except Exception as e:  # torch's exporter and the file system fail in many ways; say which, briefly
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise PoseliveError(f"cannot export {stem} to ONNX at {cached} ({type(e).__name__}: {first}); "
+                            "use --device cpu") from None
     return cached
 
 
-def _onnx_source_hash(path: Path) -> str | None:
-    try:
-        import onnx
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception:
-        return None  # unreadable here; OnnxRuntimeBackend reports it properly
-    return {p.key: p.value for p in proto.metadata_props}.get(META_SOURCE_HASH)
+def onnx_for(model: StackedHourglass) -> Path:
+    """The ONNX file of a network in memory: an export cached in onnx_cache_dir(), keyed by its weights' hash."""
+    return _export_to_cache(lambda: model, model.cfg.name, model_sha256(model), None)
+
+
+def _onnx_backend_for_weights(weights: Path, threads: int | None) -> OnnxRuntimeBackend:
+    """ONNX Runtime for a weights file. A `.onnx` file runs as it is. For a `.pt`, the `.onnx` shipped beside it
+    runs when it was exported from these weights (its metadata says so, or says nothing) and carries its
+    config; else an export cached in onnx_cache_dir(), keyed by the weights' hash, which is made (with torch)
+    the first time. Only that first export reads the `.pt` as weights."""
+    if weights.suffix == ".onnx":
+        backend = OnnxRuntimeBackend(weights, threads)
+        if backend.config is None:
+            raise WeightsError(f"{weights} carries no poselive config in its metadata; export it with "
+                               "`poselive export-onnx WEIGHTS.pt OUT.onnx`")
+        return backend
+    if not weights.is_file():
+        raise WeightsError(f"weights file {weights} does not exist")
+    digest = file_sha256(weights)
+    shipped = weights.with_suffix(".onnx")
+    if shipped.is_file():
+        backend = OnnxRuntimeBackend(shipped, threads)
+        if backend.metadata.get(META_SOURCE_HASH) not in (None, digest):
+            log.warning("%s was exported from other weights than %s; exporting again", shipped, weights)
+        elif backend.config is not None:
+            return backend
+    cached = _cached_export(weights.stem, digest)
+    if not cached.is_file() and _torch() is None:
+        raise WeightsError(f"{weights} has no up-to-date ONNX file beside it ({shipped.name}), and making one "
+                           f"needs torch, which is not installed; {INSTALL_TORCH}")
+
+    def load():
+        from poselive.checkpoint import load_model
+        return load_model(weights)
+    backend = OnnxRuntimeBackend(_export_to_cache(load, weights.stem, digest, digest), threads)
+    if backend.config is None:  # exported where the onnx package (which writes the metadata) is missing
+        backend.config = load().cfg
+    return backend
+
+
+def _torch_weights(weights: Path) -> Path:
+    """The `.pt` weights the torch backends load, for a `.pt` or `.onnx` path."""
+    if weights.suffix != ".onnx":
+        return weights
+    pt = weights.with_suffix(".pt")
+    if not pt.is_file():
+        raise WeightsError(f"{weights} is an ONNX file and the torch backends need the .pt weights, which are not "
+                           "beside it; use --device onnx")
+    return pt
 
 
 # ----------------------------------------------------------------------------------------------- factory
@@ -301,45 +400,72 @@ def onnxruntime_available() -> bool:
     return True
 
 
+def _cuda_available() -> bool:
+    torch = _torch()
+    return torch is not None and torch.cuda.is_available()
+
+
 def make_backend(model_or_weights: StackedHourglass | str | os.PathLike, device: str = "auto",
                  threads: int | None = None) -> Backend:
-    """The fastest backend here for a model or a weights (.pt) file.
+    """The fastest backend here for a network in memory or a weights file (.pt, or .onnx).
 
-    device: 'auto' (CUDA fp16 if torch sees a GPU, else ONNX Runtime if installed, else torch CPU), or 'cuda',
-    'onnx', 'cpu' to force one; raises PoseliveError if the forced one is unavailable. threads: ONNX Runtime
-    intra-op threads (None: its default).
+    device: 'auto' (CUDA fp16 if torch is installed and sees a GPU, else ONNX Runtime if installed, else torch
+    CPU), or 'cuda', 'onnx', 'cpu' to force one; raises PoseliveError if the forced one is unavailable.
+    threads: ONNX Runtime intra-op threads (None: its default). ONNX Runtime on a weights file needs no torch
+    (see _onnx_backend_for_weights).
     """
     if device not in DEVICES:
         raise PoseliveError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if isinstance(model_or_weights, StackedHourglass):
-        model, weights_path = model_or_weights, None
-    else:
-        weights_path = Path(model_or_weights)
-        model = load_model(weights_path)
+    in_memory = not isinstance(model_or_weights, (str, os.PathLike))
+    weights = None if in_memory else Path(model_or_weights)
+
+    def onnx_backend() -> OnnxRuntimeBackend:
+        if in_memory:
+            return OnnxRuntimeBackend(onnx_for(model_or_weights), threads=threads, config=model_or_weights.cfg)
+        return _onnx_backend_for_weights(weights, threads)
+
+    def torch_model():
+        if in_memory:
+            return model_or_weights
+        _require_torch(f"device '{device}'")
+        from poselive.checkpoint import load_model
+        return load_model(_torch_weights(weights))
+
     if device == "auto":
-        if torch.cuda.is_available():
-            return TorchCUDABackend(model)
+        if _cuda_available():
+            return TorchCUDABackend(torch_model())
         if onnxruntime_available():
             try:
-                return OnnxRuntimeBackend(onnx_for(model, weights_path), threads=threads, config=model.cfg)
-            except PoseliveError as e:  # auto means "the best that works": torch still runs the model
+                return onnx_backend()
+            except PoseliveError as e:  # auto means "the best that works": torch may still run the model
+                if _torch() is None:
+                    raise
                 log.warning("%s; using torch on the CPU instead", e)
-        return TorchCPUBackend(model)
+        device = "cpu"
+        return TorchCPUBackend(torch_model())
     if device == "cuda":
-        return TorchCUDABackend(model)
+        return TorchCUDABackend(torch_model())
     if device == "onnx":
         _import_onnxruntime()
-        return OnnxRuntimeBackend(onnx_for(model, weights_path), threads=threads, config=model.cfg)
-    return TorchCPUBackend(model)
+        return onnx_backend()
+    return TorchCPUBackend(torch_model())
 
 
 # ------------------------------------------------------------------------------------------------ command
 def export_command(args) -> int:
     """`poselive export-onnx WEIGHTS OUT`: export, then check ONNX Runtime against torch at the model's input
-    size and at an odd size."""
+    size and at an odd size. With --metadata-only, OUT exists and only its metadata is (re)written from WEIGHTS
+    (its graph and weights stay as they are), then checked the same way."""
+    from poselive.checkpoint import load_model
     weights = Path(args.weights)
     model = load_model(weights)
-    out = export_onnx(model, args.out, source_sha256=file_sha256(weights))
+    out = Path(args.out)
+    if args.metadata_only:
+        if not out.is_file():
+            raise PoseliveError(f"cannot rewrite the metadata of {out}: no such file")
+        write_onnx_metadata(out, model.cfg, out.stem, file_sha256(weights))
+    else:
+        export_onnx(model, out, source_sha256=file_sha256(weights))
     size_mb = out.stat().st_size / 1e6
     if not onnxruntime_available():
         print(f"wrote {out} ({size_mb:.1f} MB); onnxruntime is not installed, so it was not checked")

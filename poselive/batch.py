@@ -62,8 +62,8 @@ def output_paths(video: Path, out_dir: Path) -> tuple[Path, Path]:
 def process_video(video: Path, pipeline: Pipeline, out_dir: Path, write_video: bool = False, render=None,
                   progress=None, stop_after: int | None = None) -> VideoSummary:
     """Track one video. render(result) -> image draws the overlay for the MP4. progress: called with the
-    number of frames done so far, for progress bars. stop_after: test hook, raise after that many frames (a
-    worker dying mid-video)."""
+    number of frames done so far and the number the video announces (None if unknown), for progress bars.
+    stop_after: test hook, raise after that many frames (a worker dying mid-video)."""
     from poselive.sources import open_source
     jsonl_path, mp4_path = output_paths(video, out_dir)
     t0 = time.perf_counter()
@@ -88,7 +88,7 @@ def process_video(video: Path, pipeline: Pipeline, out_dir: Path, write_video: b
                         lengths[p.track_id] += 1
                 frames += 1
                 if progress is not None:
-                    progress(frames)
+                    progress(frames, source.frame_count)
                 if stop_after is not None and frames >= stop_after:
                     raise RuntimeError(f"test hook: worker stopped after {frames} frames")
             ended = source.status.message
@@ -157,17 +157,32 @@ def track_videos(videos: list[Path], out_dir: Path, device: str = "auto", write_
     pipeline = make_pipeline(device) if todo else None
     overall = tqdm(total=len(todo), desc="videos", position=0, disable=not show_progress)
     for v in todo:
-        bar = tqdm(desc=v.name[:30], unit="fr", position=1, leave=False, disable=not show_progress)
-        last = [0]
-
-        def progress(n, bar=bar, last=last):
-            bar.update(n - last[0])
-            last[0] = n
-        rows[v] = process_video(v, pipeline, out_dir, write_video, overlay, progress)
-        bar.close()
+        with VideoProgress(v.name[:30], show_progress, leave=False, position=1) as progress:
+            rows[v] = process_video(v, pipeline, out_dir, write_video, overlay, progress)
         overall.update(1)
     overall.close()
     return [rows[v] for v in videos]
+
+
+class VideoProgress:
+    """A process_video progress callback drawing a FrameProgress bar, made once the video's length is known."""
+
+    def __init__(self, desc: str, enabled: bool = True, **bar_options):
+        self.desc, self.enabled, self.bar_options = desc, enabled, bar_options
+        self.bar = None
+
+    def __call__(self, done: int, total: int | None) -> None:
+        from poselive.progress import FrameProgress
+        if self.bar is None:
+            self.bar = FrameProgress(total, self.desc, enabled=self.enabled, **self.bar_options)
+        self.bar.update(done)
+
+    def __enter__(self) -> VideoProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def track_command(args) -> int:

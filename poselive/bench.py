@@ -321,7 +321,11 @@ def time_still_photo(photo: Path, repeats: int, device: str = "auto") -> tuple[f
 
 def mediapipe_section(args) -> str:
     """MediaPipe BlazePose Full process() (tracking mode) beside our pipeline, on the same single-person photo."""
-    from poselive.baselines.mediapipe_pose import time_mediapipe
+    from poselive.baselines.mediapipe_pose import require_mediapipe, time_mediapipe
+    try:
+        require_mediapipe()  # before anything else: without it there is nothing to compare
+    except PoseliveError as e:
+        return f"MediaPipe comparison: {e}"
     photo = single_person_photo()
     if photo is None:
         return "MediaPipe comparison: no shared data here (set POSELIVE_DATA)"

@@ -7,13 +7,24 @@ import importlib
 import logging
 import sys
 
-from poselive.errors import PoseliveError
+from poselive.errors import INSTALL_TORCH, PoseliveError
 from poselive.weights import DEFAULT_DETECTOR
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default, where it has one to say (not for switches that are off and
+    options that are unset by default)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto",
-                   help="auto (CUDA fp16, else ONNX Runtime, else torch CPU), cuda, onnx, cpu")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "onnx", "cpu"],
+                   help="where the networks run: auto (CUDA fp16 if torch sees a GPU, else ONNX Runtime, else "
+                        "torch on the CPU), cuda and cpu (torch; need poselive[train]) or onnx")
 
 
 def _det_tiles(p: argparse.ArgumentParser) -> None:
@@ -27,9 +38,13 @@ def _detector(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="poselive", description="Real-time body and face landmarks.")
+    ap = argparse.ArgumentParser(prog="poselive", description="Real-time body and face landmarks.",
+                                 formatter_class=_HelpFormatter, epilog="Exit status: 0 done, 1 some videos of "
+                                 "`track` failed, 2 an error (one line on stderr), 130 interrupted.")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                            parser_class=lambda **kw: argparse.ArgumentParser(formatter_class=_HelpFormatter,
+                                                                              **kw))
 
     p = sub.add_parser("demo", help="run the body pipeline on the bundled sample clip")
     p.add_argument("--out", default="poselive-demo", help="folder for the annotated MP4 and JSONL")
@@ -67,17 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(target="poselive.gui.window:gui_command")
 
     p = sub.add_parser("cameras", help="list the cameras OpenCV can open")
-    p.add_argument("--max-index", type=int, default=8)
+    p.add_argument("--max-index", type=int, default=8, help="try camera indices 0 up to this one")
     p.set_defaults(target="poselive.sources:cameras_command")
 
     p = sub.add_parser("serve", help="publish a live skeleton stream (UDP / WebSocket / OSC)")
-    p.add_argument("--source", default="0")
+    p.add_argument("--source", default="0", help="camera index, video file (played in real time), image folder, "
+                   "URL or 'synthetic'")
     p.add_argument("--udp", help="HOST:PORT to send JSON datagrams to")
     p.add_argument("--ws", help="HOST:PORT to serve WebSocket clients on (127.0.0.1:8765 when no output is given)")
     p.add_argument("--osc", help="HOST:PORT to send OSC messages to")
     p.add_argument("--allow-remote", action="store_true", help="allow binding to or sending to a non-loopback "
                    "address")
-    p.add_argument("--task", default="body")
+    p.add_argument("--task", default="body", help="comma list of body,face")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     _device(p)
     p.set_defaults(target="poselive.publish.server:serve_command")
@@ -91,29 +107,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mediapipe", action="store_true", help="time MediaPipe BlazePose side by side if installed")
     p.add_argument("--face", action="store_true", help="time face landmarks + head pose for one face (and dlib's "
                    "predictor if installed)")
-    p.add_argument("--face-device", default="onnx", help="backend for the face timing (default onnx)")
+    p.add_argument("--face-device", default="onnx", help="backend for the face timing")
     p.add_argument("--stream", action="store_true", help="time the skeleton stream's cost with 3 WebSocket clients")
     p.add_argument("--cluster", action="store_true", help="time batch tracking locally vs on a local Ray with 2 "
                    "workers (needs poselive[cluster]; a few minutes)")
     p.set_defaults(target="poselive.bench:bench_command")
 
-    p = sub.add_parser("export-onnx", help="export weights to ONNX (dynamic batch, height, width)")
-    p.add_argument("weights")
-    p.add_argument("out")
+    p = sub.add_parser("export-onnx", help="export weights to ONNX (dynamic batch, height, width), with the "
+                       "config, keypoint schema and model name as metadata (needs poselive[train])")
+    p.add_argument("weights", help="a poselive .pt weights file")
+    p.add_argument("out", help="the .onnx file to write")
+    p.add_argument("--metadata-only", action="store_true", help="OUT exists: only (re)write its metadata from "
+                   "WEIGHTS, leaving its graph and weights as they are")
     p.set_defaults(target="poselive.backends:export_command")
 
-    p = sub.add_parser("train", help="train a model (resumable)")
+    p = sub.add_parser("train", help="train a model (resumable; needs poselive[train])")
     p.add_argument("config", help="body-lite, body-full, face-lite, ...")
-    p.add_argument("--out", help="run folder (default runs/CONFIG)")
+    p.add_argument("--out", help="run folder (when not given: runs/CONFIG)")
     p.add_argument("--minutes", type=float, help="stop after this many minutes")
     p.add_argument("--steps", type=int, help="stop after this many steps")
     p.add_argument("--no-resume", action="store_true", help="start over even if the run folder has last.pt")
-    p.add_argument("--data", help="shared data folder (default $POSELIVE_DATA or ../shared/data)")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--data", help="shared data folder (when not given: $POSELIVE_DATA, else ../shared/data)")
+    p.add_argument("--batch", type=int, default=32, help="crops per training step")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate of the cosine schedule")
     p.add_argument("--total-steps", type=int, default=60000, help="length of the cosine learning-rate schedule "
                    "(a shorter one anneals sooner; raising it later restarts warm)")
-    p.add_argument("--device", default="auto", help="auto, cuda or cpu")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
+                   help="where to train: auto (cuda if torch sees a GPU, else cpu), cuda or cpu")
     p.add_argument("--start-from", help="a new run begins from this model's training state (a name, e.g. body-det, "
                    "or a .pt file) grown to the config's stack count, instead of from scratch")
     p.add_argument("--ship", action="store_true", help="instead of training, copy the run's best weights into "
@@ -134,9 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "frame 0)")
     p.add_argument("--modes", default="predict,live", help="empty, thresholds: predict (still photos, as "
                    "`poselive predict`), live (the live pipeline: for empty, each photo a short still clip), or both")
-    p.add_argument("--data", nargs="+", help="COCO json files (body) or .pts folders (face); default: our "
-                   "validation split")
-    p.add_argument("--model", default=None, help="model name or weights file")
+    p.add_argument("--data", nargs="+", help="COCO json files (body) or .pts folders (face); when not given: "
+                   "our validation split")
+    p.add_argument("--model", default=None, help="model name or weights file (when not given: body-lite, or "
+                   "face-lite for --task face)")
     p.add_argument("--detections", action="store_true", help="also score with the model's own detections")
     p.add_argument("--det-size", type=int, default=256, help="letterbox side for the person detector (larger "
                    "finds smaller people)")
@@ -149,15 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(target="poselive.train.evaluate:eval_command")
 
     p = sub.add_parser("predict", help="keypoints for images, written as COCO results json")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--task", default="body", choices=["body", "face"])
+    p.add_argument("images", nargs="+", help="image files or folders of images")
+    p.add_argument("--task", default="body", choices=["body", "face"], help="bodies (COCO-17 keypoints) or "
+                   "faces (68 landmarks and head pose)")
     p.add_argument("--boxes", help="json: {file_name: [[x, y, w, h], ...]} boxes to use instead of detection")
     p.add_argument("--out", required=True, help="results json")
     _detector(p)
     _det_tiles(p)
     p.add_argument("--render", metavar="DIR", help="also write each image with what was found drawn on it, "
                    "as DIR/<image stem>.jpg")
-    p.add_argument("--model", default=None, help="model name or weights file")
+    p.add_argument("--model", default=None, help="model name or weights file (when not given: body-lite, or "
+                   "face-lite for --task face)")
     _device(p)
     p.set_defaults(target="poselive.predict:predict_command")
     return ap
@@ -172,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(getattr(importlib.import_module(module), func)(args) or 0)
     except PoseliveError as e:
         print(f"poselive: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] not in ("torch", "onnx"):
+            raise
+        # Training, export and the torch backends need the train extra; the runtime itself does not.
+        print(f"poselive: error: `poselive {args.command}` needs {e.name.split('.')[0]}, which is not installed; "
+              f"{INSTALL_TORCH}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("poselive: interrupted", file=sys.stderr)

@@ -117,7 +117,7 @@ class TrackWorker:
             return VideoSummary(path.name, "failed", message=self.error)
         sent, last_send = [0], [time.monotonic()]
 
-        def progress(n: int) -> None:
+        def progress(n: int, total: int | None = None) -> None:
             now = time.monotonic()
             if now - last_send[0] >= PROGRESS_EVERY_S:
                 self.counter.add.remote(n - sent[0])

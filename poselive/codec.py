@@ -272,6 +272,10 @@ class HeatmapCodec:
                                self.sigma)
 
     def decode(self, heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """heatmaps (N, K, h, w) -> xy (N, K, 2) float64 in input px, scores (N, K) float32."""
+        """heatmaps (N, K, h, w) -> xy (N, K, 2) float64 in input px, scores (N, K) float32 in [0, 1].
+
+        A score is the heatmap's peak height. The targets peak at 1 (encode), but a network's output overshoots
+        a little (up to 1.14 on vtest.avi) and dips below 0 where nothing is: clipped, it reads as the
+        confidence that outputs promise."""
         xy, scores = decode_heatmaps(heatmaps, self.blur_sigma)
-        return heatmap_to_input(xy, self.stride), scores
+        return heatmap_to_input(xy, self.stride), np.clip(scores, 0.0, 1.0)

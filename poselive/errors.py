@@ -12,3 +12,8 @@ class WeightsError(PoseliveError):
 
 class SourceError(PoseliveError):
     """A camera, video, folder or stream cannot be opened or has stopped delivering frames."""
+
+
+# What to tell someone whose install lacks torch (training, export, the torch backends).
+INSTALL_TORCH = ("install it with `pip install 'poselive[train]'` (for a CPU-only torch, first `pip install torch "
+                 "--index-url https://download.pytorch.org/whl/cpu`)")

@@ -139,14 +139,14 @@ class PoseEstimator:
 
     model: name of shipped weights ("body-lite") or a .pt path; detector: the person detector's weights
     ("body-det-2"), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
-    detection (larger finds smaller people); det_threshold: the person-centre score a detection needs (with
-    the fourth-session detector, 0.1 boxed 55% of the coco_mini people where 0.2 boxed 35%, and recall at OKS
+    detection (larger finds smaller people); det_threshold: the person-centre score a detection needs (measured
+    2026-11-30 with body-det: 0.1 boxed 55% of the coco_mini people where 0.2 boxed 35%, and recall at OKS
     0.5 was 0.186 against 0.140; the keypoints then judge each box); threads: ONNX
     Runtime threads per network (None: one per core; 1 where several processes share the cores, as Ray workers
     do); min_person_score: a person the detector found is returned only when its confident joints average
     this much (people in given boxes always are); refine: see `find`; flip_test: average each crop's heatmaps
-    with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes, fourth-session
-    body-lite) OKS AP 0.387 -> 0.403, PCK@0.2 0.906 -> 0.913, recall at OKS 0.5 0.717 -> 0.703, for twice the
+    with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes, body-lite
+    step 8,682) OKS AP 0.387 -> 0.403, PCK@0.2 0.906 -> 0.913, recall at OKS 0.5 0.717 -> 0.703, for twice the
     network time. The live pipeline runs the network itself, without. det_tiles: the detector also looks at
     the image's four corner tiles (`PersonDetector`), for small people; it always looks at the whole image
     twice, at `det_size` and half of it, for large ones.
@@ -194,7 +194,8 @@ class PoseEstimator:
         two; then people whose boxes overlap at IoU > 0.6 merged (poselive.duplicates) and faint people dropped
         (min_person_score).
 
-        Measured with the third-session models at detector threshold 0.1 (runs of `poselive eval --detections`):
+        Measured 2026-11-25 with body-lite step 6,000 and body-det step 4,500 at detector threshold 0.1 (runs of
+        `poselive eval --detections`):
         refining took recall at OKS 0.5 from 0.686 to 0.693 on our validation split (290 people) and from 0.174
         to 0.198 on coco_mini; merging took validation OKS AP from 0.322 to 0.355 at the same recall. It costs a
         second keypoint pass per detection."""

@@ -1,6 +1,12 @@
 """Kinect-style gestures from tracked bodies: hand raised (left / right), both hands up, T-pose, crouch (squat),
 jump, lean left / right. Each gesture is a state per track id with a start and an end event.
 
+Gestures are for a player facing the camera. A person's gestures are read only once they have been a player
+for `confirm_frames` frames in a row: facing the camera (their left shoulder on the image's right, the
+shoulders well apart) and large enough (a body size of at least `min_body_frac` of the frame's height). People
+walking past, seen side-on, from behind or far off, fire nothing; a player who stops being one for
+`end_frames` frames ends their gestures.
+
 Every threshold is a fraction of the person's body size (`scale`: the torso length, shoulder midpoint to hip
 midpoint, or 1.3 x the shoulder width when that is larger, as when the torso leans towards the camera), or an
 angle, so a gesture reads the same whether the person stands near the camera or far from it. A gesture starts
@@ -13,7 +19,7 @@ the hand on the image's right.
     detector.on("jump", lambda e: print("jump!", e.track_id))
     for live in poselive.app.stream("0"):
         r = live.result
-        detector.update(r.people, r.frame.index, r.frame.video_time)
+        detector.update(r.people, r.frame.index, r.frame.video_time, r.frame.image.shape[0])
 
 Runs after tracking (it needs Person.track_id; untracked people, track_id < 0, are ignored); it knows records
 and schemas only.
@@ -52,7 +58,12 @@ class GestureConfig:
     lean_*_deg: torso axis (hip midpoint to shoulder midpoint) from vertical;
     start_frames / end_frames: frames in a row a condition must hold (jump_frames for the jump, which is
     short); forget_after_frames: a track not seen for longer ends its gestures and is dropped;
-    min_keypoint_score: keypoints scored lower count as not seen."""
+    min_keypoint_score: keypoints scored lower count as not seen;
+    min_body_frac: the smallest body size, as a fraction of the frame's height, of a player (walkers in the
+    street scene of vtest.avi measure 0.01-0.08, median 0.04; a player 4 m from a webcam about 0.15);
+    facing_shoulders: how far apart the shoulders must be, left on the image's right, for a person to face the
+    camera (side-on they overlap); confirm_frames: frames in a row a person must be a player before their
+    gestures are read."""
     hand_raise_start: float = 0.5
     hand_raise_end: float = 0.3
     t_pose_reach_start: float = 0.75
@@ -72,6 +83,9 @@ class GestureConfig:
     jump_frames: int = 2
     forget_after_frames: int = 15
     min_keypoint_score: float = 0.3
+    min_body_frac: float = 0.1
+    facing_shoulders: float = 0.25
+    confirm_frames: int = 8
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,7 @@ class _Body:
     hip_rise: float | None                          # hips above their resting height
     ankle_rise: float | None                        # ankles above their resting height
     lean_deg: float | None                          # torso from vertical, positive towards the subject's left
+    facing: bool                                    # facing the camera (left shoulder on the image's right)
 
 
 class _Track:
@@ -107,6 +122,8 @@ class _Track:
         self.rest_hip_y: float | None = None
         self.rest_ankle_y: float | None = None
         self.jump_since = 0.0
+        self.player = False    # confirmed as a player: facing the camera and large enough (module docstring)
+        self.player_run = 0    # frames in a row the person was (or, once confirmed, was not) a player
 
 
 def _seen(kps: np.ndarray, name: str, min_score: float) -> np.ndarray | None:
@@ -167,10 +184,12 @@ class GestureDetector:
     def active_by_track(self) -> dict[int, tuple[str, ...]]:
         return {tid: self.active(tid) for tid in self._tracks}
 
-    def update(self, people: list[Person], frame_index: int, time_s: float) -> list[GestureEvent]:
+    def update(self, people: list[Person], frame_index: int, time_s: float, frame_height: int
+               ) -> list[GestureEvent]:
         """people: this frame's tracked Person records (keypoints in image px); frame_index: the frame's
         index (increasing; a smaller one means the source restarted and all state is dropped); time_s: the
-        frame's time in seconds. Returns the events of this frame, in order."""
+        frame's time in seconds; frame_height: the frame's height in px (for min_body_frac). Returns the
+        events of this frame, in order."""
         if frame_index < self._frame:
             self.reset()
         self._frame = frame_index
@@ -183,7 +202,9 @@ class GestureDetector:
                 tr = self._tracks[p.track_id] = _Track()
             tr.last_frame = frame_index
             body = self._measure(tr, np.asarray(p.keypoints))
-            if body is not None:
+            is_player = (body is not None and body.facing
+                         and tr.scale >= self.config.min_body_frac * frame_height)
+            if self._confirm(p.track_id, tr, is_player, frame_index, time_s, events) and is_player:
                 self._step(p.track_id, tr, body, frame_index, time_s, events)
         for tid in [t for t, tr in self._tracks.items()
                     if frame_index - tr.last_frame > self.config.forget_after_frames]:
@@ -196,6 +217,21 @@ class GestureDetector:
         return events
 
     # ------------------------------------------------------------------------------------------ internals
+    def _confirm(self, tid: int, tr: _Track, is_player: bool, frame: int, t: float,
+                 events: list[GestureEvent]) -> bool:
+        """Whether track `tid` counts as a player now, with hysteresis: it becomes one after confirm_frames
+        frames in a row as a player, and stops after end_frames frames in a row not one (ending its gestures);
+        in between, a frame that does not look like a player is read as no frame at all."""
+        cfg = self.config
+        tr.player_run = 0 if is_player == tr.player else tr.player_run + 1
+        if tr.player_run >= (cfg.end_frames if tr.player else cfg.confirm_frames):
+            tr.player, tr.player_run = not tr.player, 0
+            if not tr.player:
+                events += [GestureEvent(tid, n, "end", t, frame) for n in GESTURES if tr.active[n]]
+                tr.active = dict.fromkeys(GESTURES, False)
+                tr.run = dict.fromkeys(GESTURES, 0)
+        return tr.player
+
     def _measure(self, tr: _Track, kps: np.ndarray) -> _Body | None:
         cfg = self.config
         ms = cfg.min_keypoint_score
@@ -210,7 +246,7 @@ class GestureDetector:
         # The subject's left, as an image x direction: +1 when facing the camera. Unknown when the shoulders
         # (nearly) overlap: the person is side-on, and sideways gestures cannot be read.
         left_dir = None
-        if ls is not None and rs is not None and abs(ls[0] - rs[0]) > 0.25 * s:
+        if ls is not None and rs is not None and abs(ls[0] - rs[0]) > cfg.facing_shoulders * s:
             left_dir = 1.0 if ls[0] > rs[0] else -1.0
 
         rise, reach, level = [], [], []
@@ -249,7 +285,8 @@ class GestureDetector:
         if shoulders is not None and hips is not None and left_dir is not None:
             dx, up = (shoulders[0] - hips[0]) * left_dir, hips[1] - shoulders[1]
             lean = math.degrees(math.atan2(dx, up))
-        return _Body(tuple(rise), tuple(reach), tuple(level), thigh_drop, hip_rise, ankle_rise, lean)
+        return _Body(tuple(rise), tuple(reach), tuple(level), thigh_drop, hip_rise, ankle_rise, lean,
+                     left_dir == 1.0)
 
     def _conditions(self, b: _Body) -> dict[str, tuple[bool | None, bool | None]]:
         """Per gesture: (start condition, end condition); None where the keypoints needed are not seen."""

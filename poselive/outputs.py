@@ -30,11 +30,10 @@ def face_json(f: Face) -> dict:
 
 
 def frame_json(index: int, time_s: float, people: list[Person], faces: list[Face] = ()) -> dict:
-    """The JSONL line of one frame (README documents it)."""
-    d = {"frame": int(index), "time": round(float(time_s), 4), "people": [person_json(p) for p in people]}
-    if faces:
-        d["faces"] = [face_json(f) for f in faces]
-    return d
+    """The JSONL line of one frame (README documents it). `people` and `faces` are always lists, empty when
+    nobody (or no face, or no face task) is there."""
+    return {"frame": int(index), "time": round(float(time_s), 4), "people": [person_json(p) for p in people],
+            "faces": [face_json(f) for f in faces]}
 
 
 def unfinished_paths(path: str | os.PathLike) -> list[Path]:

@@ -1,15 +1,17 @@
 """`poselive predict IMAGES... --out results.json`: keypoints for still images, written as COCO results.
 
-Body (default): one result per person, `{"file_name", "image_id" (when known), "category_id": 1,
-"keypoints": [x, y, score] * 17, "score", "bbox": [x, y, w, h]}` in image px (0-based pixel centres). People
+Body (default): one result per person, `{"file_name", "image_id", "category_id": 1, "keypoints": [x, y,
+score] * 17 (flat, as COCO results are), "score", "bbox": [x, y, w, h]}` in image px (0-based pixel centres). People
 come from the model's own detector, or from --boxes, a json that maps file name -> [[x, y, w, h], ...] (one
 person per box) or a COCO keypoint json whose annotation boxes are used (and whose image ids are copied).
 --render DIR also writes each image with what was found drawn on it. Faces (--task face): the same with
-"landmarks" ([x, y, score] * 68) instead of "keypoints", and "head_pose"
-({"yaw", "pitch", "roll"} in degrees) when the face model could be fitted.
+"landmarks" (68 x [x, y, score], the shape the JSONL and the stream use) instead of "keypoints", and
+"head_pose" ({"yaw", "pitch", "roll"} in degrees) when the face model could be fitted.
 
-An image is known by its path as given, or by its file name alone. image_id: from a COCO --boxes file, else
-the file's stem when it is a number (COCO names images 000000123456.jpg), else left out.
+An image is known by its path as given, or by its file name alone. Every result has an image_id (so
+pycocotools' `loadRes` takes the file) and its file_name: the id comes from a COCO --boxes file, else from the
+file's stem when it is a number (COCO names images 000000123456.jpg), else it is the next number after all
+of those, counting the images in the order given.
 """
 from __future__ import annotations
 
@@ -71,31 +73,40 @@ def _lookup(table: dict, image: Path):
     return None
 
 
-def _image_id(image: Path, ids: dict[str, int]) -> int | None:
-    known = _lookup(ids, image)
-    if known is not None:
-        return int(known)
-    return int(image.stem) if image.stem.isdigit() else None
+def image_ids(images: list[Path], ids: dict[str, int]) -> list[int]:
+    """The image_id of each image (see the module docstring): from `ids` (file name -> id, from a COCO --boxes
+    file), else a numeric file stem, else numbered on from the largest of those."""
+    known = []
+    for image in images:
+        given = _lookup(ids, image)
+        known.append(int(given) if given is not None else int(image.stem) if image.stem.isdigit() else None)
+    following = max((i for i in known if i is not None), default=0) + 1
+    out = []
+    for i in known:
+        if i is None:
+            i, following = following, following + 1
+        out.append(i)
+    return out
 
 
-def _result(file_name: str, image_id: int | None, points_key: str, points: np.ndarray, score: float,
-            bbox) -> dict:
-    r = {"file_name": file_name}
-    if image_id is not None:
-        r["image_id"] = image_id
-    if points_key == "keypoints":
+def _result(file_name: str, image_id: int, points_key: str, points: np.ndarray, score: float, bbox) -> dict:
+    r = {"file_name": file_name, "image_id": image_id}
+    pts = np.asarray(points, np.float64)
+    if points_key == "keypoints":  # COCO keypoint results: a flat list, which pycocotools reads
         r["category_id"] = 1
-    r[points_key] = [round(float(v), 2) for v in np.asarray(points, np.float64).ravel()]
+        r[points_key] = [round(float(v), 2) for v in pts.ravel()]
+    else:
+        r[points_key] = [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in pts]
     r.update(score=round(float(score), 5), bbox=[round(float(v), 2) for v in bbox])
     return r
 
 
-def _body_results(estimator, image: np.ndarray, boxes, file_name: str, image_id: int | None) -> list[dict]:
+def _body_results(estimator, image: np.ndarray, boxes, file_name: str, image_id: int) -> list[dict]:
     people = estimator(image) if boxes is None else estimator(image, boxes=np.asarray(boxes).reshape(-1, 4))
     return [_result(file_name, image_id, "keypoints", p.keypoints, p.score, p.bbox) for p in people]
 
 
-def _face_results(estimator, image: np.ndarray, boxes, file_name: str, image_id: int | None) -> list[dict]:
+def _face_results(estimator, image: np.ndarray, boxes, file_name: str, image_id: int) -> list[dict]:
     faces = estimator(image) if boxes is None else estimator(image, boxes=boxes)
     out = []
     for f in faces:
@@ -145,15 +156,18 @@ def predict_command(args) -> int:
                                   det_tiles=args.det_tiles)
         run = _body_results
     results, done = [], 0
-    for path in images:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+    for path, image_id in zip(images, image_ids(images, ids)):
+        if not path.is_file():
+            log.warning("skipping %s: no such file", path)
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             log.warning("skipping %s: not a readable image", path)
             continue
         given = _lookup(boxes, path) if args.boxes else None
         if args.boxes and given is None:
             log.warning("%s has no entry in %s; detecting people instead", path.name, args.boxes)
-        found = run(estimator, image, given, path.name, _image_id(path, ids))
+        found = run(estimator, image, given, path.name, image_id)
         if args.render:
             _render(image, found, Path(args.render) / f"{path.stem}.jpg")
         results += found

@@ -37,6 +37,11 @@ from poselive.schemas import COCO17
 
 log = logging.getLogger(__name__)
 
+# FFmpeg writes its own lines to stderr ("moov atom not found", "header damaged") beside the one-line messages
+# these sources give, which already say what is wrong. OpenCV reads this when its FFmpeg backend first starts
+# (-8 is FFmpeg's AV_LOG_QUIET); a value someone set themselves (to debug FFmpeg) wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CAMERA_BACKENDS = {
     "any": cv2.CAP_ANY, "v4l2": cv2.CAP_V4L2, "v4l": cv2.CAP_V4L2, "dshow": cv2.CAP_DSHOW,
@@ -171,8 +176,8 @@ class VideoFileSource(FrameSource):
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"cannot open video {path}: OpenCV cannot read it (not a video, or a codec "
-                              f"this OpenCV build lacks).")
+            raise SourceError(f"cannot open video {path}: OpenCV cannot read it (not a video, cut short before "
+                              f"its index, or a codec this OpenCV build lacks).")
         fps = cap.get(cv2.CAP_PROP_FPS)
         if not (fps and math.isfinite(fps) and fps > 0):
             log.warning("video %s does not state its frame rate; assuming %g fps", path, DEFAULT_FPS)

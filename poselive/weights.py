@@ -1,7 +1,8 @@
 """Where shipped weights live, and how a model name becomes a file.
 
-Names resolve to `<models dir>/<name>.pt`; the models dir is $POSELIVE_MODELS if set, else the repository's
-top-level models/ folder. A path to an existing file is used as it is."""
+Names resolve to `<models dir>/<name>.pt`, or `<name>.onnx` where only that is shipped; the models dir is
+$POSELIVE_MODELS if set, else the models/ folder the package ships with (`shipped_path`). A path to an existing
+file is used as it is."""
 from __future__ import annotations
 
 import os
@@ -9,13 +10,23 @@ from pathlib import Path
 
 from poselive.errors import WeightsError
 
-REPO_MODELS = Path(__file__).resolve().parents[1] / "models"
+REPO = Path(__file__).resolve().parents[1]
+REPO_MODELS = REPO / "models"
+# An install from a wheel has no checkout beside it: setup.py copies models/ and the demo clip in here.
+PACKAGED = Path(__file__).resolve().parent / "_shipped"
 # The person finder used where none is named (PoseEstimator, and eval / predict --detector).
 DEFAULT_DETECTOR = "body-det-2"
 
 
+def shipped_path(relative: str) -> Path:
+    """A file or folder the project ships, e.g. "models" or "demos/vtest_short.mp4": inside the installed
+    package when it came from a wheel, else in the checkout."""
+    packaged = PACKAGED / relative
+    return packaged if packaged.exists() else REPO / relative
+
+
 def models_dir() -> Path:
-    return Path(os.environ["POSELIVE_MODELS"]) if os.environ.get("POSELIVE_MODELS") else REPO_MODELS
+    return Path(os.environ["POSELIVE_MODELS"]) if os.environ.get("POSELIVE_MODELS") else shipped_path("models")
 
 
 def training_state(name: str) -> Path:
@@ -29,8 +40,9 @@ def resolve_weights(name_or_path: str | os.PathLike) -> Path:
         if not p.exists():
             raise WeightsError(f"weights file {p} does not exist")
         return p
-    candidate = models_dir() / f"{name_or_path}.pt"
-    if not candidate.exists():
-        raise WeightsError(f"no shipped weights for model {name_or_path!r} (looked for {candidate}); "
-                           f"train it with `poselive train {name_or_path}` or pass a weights file")
-    return candidate
+    folder = models_dir()
+    for candidate in (folder / f"{name_or_path}.pt", folder / f"{name_or_path}.onnx"):
+        if candidate.exists():
+            return candidate
+    raise WeightsError(f"no shipped weights for model {name_or_path!r} (looked for {candidate.with_suffix('.pt')} "
+                       f"and .onnx); train it with `poselive train {name_or_path}` or pass a weights file")

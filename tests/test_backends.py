@@ -1,17 +1,21 @@
 """Every backend gives the same heatmaps for the same input; the ONNX export keeps dynamic batch, height and
-width; make_backend picks and caches sensibly and says clearly when a forced device is missing."""
+width and carries the config, schema and model name; make_backend picks and caches sensibly, runs the .onnx
+beside a .pt without torch, and says clearly when a forced device is missing."""
+import json
+
 import numpy as np
 import pytest
-import torch
 
-from poselive import backends
-from poselive.backends import (OnnxRuntimeBackend, TorchCPUBackend, export_onnx, make_backend,
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'poselive[train]')")
+
+from poselive import backends  # noqa: E402
+from poselive.backends import (OnnxRuntimeBackend, TorchCPUBackend, export_onnx, make_backend,  # noqa: E402
                                onnxruntime_available)
-from poselive.checkpoint import save_checkpoint
-from poselive.cli import main
-from poselive.errors import PoseliveError
-from poselive.nets.configs import NetConfig, config_by_name
-from poselive.nets.hourglass import StackedHourglass
+from poselive.checkpoint import save_checkpoint  # noqa: E402
+from poselive.cli import main  # noqa: E402
+from poselive.errors import PoseliveError, WeightsError  # noqa: E402
+from poselive.nets.configs import NetConfig, config_by_name  # noqa: E402
+from poselive.nets.hourglass import StackedHourglass  # noqa: E402
 
 needs_ort = pytest.mark.skipif(not onnxruntime_available(), reason="onnxruntime is not installed")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
@@ -86,8 +90,59 @@ def test_onnx_export_has_dynamic_batch_height_and_width(model, onnx_path, shape)
 
 
 @needs_ort
-def test_onnx_file_carries_its_config(onnx_path):
-    assert OnnxRuntimeBackend(onnx_path).config == CFG
+def test_onnx_file_carries_its_config_schema_and_name(onnx_path):
+    backend = OnnxRuntimeBackend(onnx_path)
+    assert backend.config == CFG and backend.metadata[backends.META_MODEL] == "body-lite"
+    schema = json.loads(backend.metadata[backends.META_SCHEMA])
+    assert schema["name"] == "coco17" and schema["keypoints"][:2] == ["nose", "left_eye"]
+
+
+@needs_ort
+def test_without_torch_the_onnx_beside_the_weights_runs_and_the_pt_is_not_loaded(tiny, tmp_path, monkeypatch):
+    weights = tmp_path / "tiny.pt"
+    save_checkpoint(weights, tiny)
+    export_onnx(tiny, tmp_path / "tiny.onnx", source_sha256=backends.file_sha256(weights))
+    monkeypatch.setattr(backends, "_torch", lambda: None)
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the .pt was loaded as weights")
+    monkeypatch.setattr("poselive.checkpoint.load_model", no_loading)
+    for spec in (weights, tmp_path / "tiny.onnx"):
+        backend = make_backend(spec)
+        assert backend.name == "onnxruntime" and backend.config == TINY
+    with pytest.raises(PoseliveError, match="device 'cpu' needs torch, which is not installed; install it"):
+        make_backend(weights, "cpu")
+    (tmp_path / "tiny.onnx").unlink()  # nothing to run without exporting, and exporting needs torch
+    with pytest.raises(WeightsError, match=r"no up-to-date ONNX file beside it \(tiny.onnx\).*poselive\[train\]"):
+        make_backend(weights, "onnx")
+
+
+@needs_ort
+def test_an_onnx_file_without_its_weights_runs_on_onnx_only(tiny, tmp_path):
+    path = export_onnx(tiny, tmp_path / "alone.onnx")
+    assert make_backend(path, "onnx").config == TINY
+    with pytest.raises(WeightsError, match="torch backends need the .pt weights"):
+        make_backend(path, "cpu")
+
+
+@needs_ort
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter's notice
+def test_metadata_only_rewrites_the_metadata_and_leaves_the_graph(tiny, tmp_path, capsys):
+    onnx = pytest.importorskip("onnx", reason="the onnx package is not installed")
+    weights = tmp_path / "w.pt"
+    save_checkpoint(weights, tiny)
+    out = tmp_path / "w.onnx"
+    torch.onnx.export(tiny.float().eval(), (torch.zeros(1, 3, 64, 48),), str(out), dynamo=False,
+                      opset_version=backends.ONNX_OPSET, input_names=["input"], output_names=["heatmaps"],
+                      dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}})
+    graph = onnx.load(str(out)).graph.SerializeToString()
+    assert OnnxRuntimeBackend(out).config is None  # a bare export carries nothing of ours
+    assert main(["export-onnx", str(weights), str(out), "--metadata-only"]) == 0
+    assert onnx.load(str(out)).graph.SerializeToString() == graph
+    backend = OnnxRuntimeBackend(out)
+    assert backend.config == TINY and backend.metadata[backends.META_MODEL] == "w"
+    assert backend.metadata[backends.META_SOURCE_HASH] == backends.file_sha256(weights)
+    assert "max |ONNX Runtime - torch|" in capsys.readouterr().out
 
 
 @needs_cuda

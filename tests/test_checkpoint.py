@@ -4,13 +4,14 @@ import os
 
 import numpy as np
 import pytest
-import torch
 
-from poselive.checkpoint import load_model, read_checkpoint, save_checkpoint
-from poselive.cli import main
-from poselive.errors import WeightsError
-from poselive.nets.configs import NetConfig, config_by_name
-from poselive.nets.hourglass import StackedHourglass
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'poselive[train]')")
+
+from poselive.checkpoint import load_model, read_checkpoint, save_checkpoint  # noqa: E402
+from poselive.cli import main  # noqa: E402
+from poselive.errors import WeightsError  # noqa: E402
+from poselive.nets.configs import NetConfig, config_by_name  # noqa: E402
+from poselive.nets.hourglass import StackedHourglass  # noqa: E402
 
 TINY_BODY = NetConfig("tiny-body", "coco17", (48, 64), stacks=2, depth=2, width=16, stem_width=8,
                       block="bottleneck")

@@ -141,6 +141,19 @@ def test_heatmap_codec_round_trip_in_crop_px(decoder_impl):
     np.testing.assert_array_equal(weights, 1)
 
 
+def test_scores_are_clipped_to_zero_one(decoder_impl):
+    """A network's peak can overshoot the targets' height of 1, and an empty map can sit below 0; the scores
+    outputs carry are in [0, 1] all the same, and the peaks stay where they were."""
+    hc = HeatmapCodec(input_wh=(192, 256), stride=4)
+    # On heatmap pixel centres (x_input = 4 j + 1.5), so the targets peak at exactly 1.
+    maps, _ = hc.encode(np.array([[61.5, 81.5, 2], [101.5, 149.5, 2], [0, 0, 0]]))
+    maps = maps * np.array([1.3, 0.6, 1.0], np.float32)[:, None, None]
+    maps[2] -= 0.2
+    xy, scores = hc.decode(maps[None])
+    np.testing.assert_allclose(scores[0], [1.0, 0.6, 0.0], atol=1e-3)
+    np.testing.assert_allclose(xy[0, :2], [[61.5, 81.5], [101.5, 149.5]], atol=0.05)
+
+
 def test_encode_gives_zero_weight_and_empty_maps_to_unlabelled_and_outside_points():
     hc = HeatmapCodec(input_wh=(192, 256), stride=4)
     kp = np.array([[96, 128, 2],     # labelled, inside

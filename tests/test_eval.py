@@ -174,6 +174,16 @@ def test_missing_mediapipe_is_said_in_one_line(monkeypatch, tmp_path):
     assert "\n" not in str(e.value) and "mediapipe==0.10.14" in str(e.value)
 
 
+def test_bench_without_mediapipe_says_that_first(monkeypatch, tmp_path):
+    """Even where the shared photos are missing too: the missing MediaPipe is what to mend first."""
+    pytest.importorskip("torch", reason="poselive bench needs torch (pip install 'poselive[train]')")
+    from poselive.bench import mediapipe_section
+    monkeypatch.setenv(mediapipe_pose.PYTHON_ENV, str(tmp_path / "no-python"))
+    monkeypatch.setenv("POSELIVE_DATA", str(tmp_path / "no-data"))
+    line = mediapipe_section(None)
+    assert line.startswith("MediaPipe comparison: MediaPipe is not installed") and "mediapipe==0.10.14" in line
+
+
 # ------------------------------------------------------------------------------------------ real data
 @pytest.fixture
 def fashion_val_subset(shared_data, tmp_path):
@@ -260,7 +270,7 @@ def test_eval_command_scores_real_photos_and_writes_json(fashion_val_subset, tmp
 
 def test_face_eval_writes_scores_and_a_ced_plot(shared_data, tmp_path, monkeypatch):
     pytest.importorskip("poselive.face_estimator", reason="no face estimator in this version")
-    import torch
+    torch = pytest.importorskip("torch", reason="torch is not installed (untrained test weights are made with it)")
     from poselive.checkpoint import save_checkpoint
     from poselive.nets.configs import config_by_name
     from poselive.nets.hourglass import StackedHourglass

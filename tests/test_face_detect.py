@@ -9,7 +9,13 @@ import pytest
 from poselive.boxes import box_iou as _box_iou
 from poselive.face_detect import (FACE_BOX_SCALE, FaceDetectorUnavailable, detect_faces_dlib,
                                   detect_faces_haar, face_box_from_body, face_box_from_landmarks)
-from poselive.train.face_data import coco_head_points, face_records, split_of_face
+
+
+def face_data():
+    """poselive.train.face_data (the face records), training code built on torch."""
+    pytest.importorskip("torch", reason="torch is not installed (pip install 'poselive[train]')")
+    from poselive.train import face_data
+    return face_data
 
 
 def box_iou(a, b) -> float:
@@ -18,7 +24,8 @@ def box_iou(a, b) -> float:
 
 @pytest.fixture(scope="module")
 def val_faces(shared_data):
-    recs = [r for r in face_records(shared_data) if split_of_face(r) == "val"]
+    fd = face_data()
+    recs = [r for r in fd.face_records(shared_data) if fd.split_of_face(r) == "val"]
     if not recs:
         pytest.skip("no validation faces")
     return recs
@@ -39,7 +46,7 @@ def test_face_box_from_landmarks_is_a_centred_square_around_them():
 
 def body_from_landmarks(lm, nose=True):
     kp = np.zeros((17, 3))
-    n, le, re_ = coco_head_points(lm)
+    n, le, re_ = face_data().coco_head_points(lm)
     kp[0, :2], kp[1, :2], kp[2, :2] = n, le, re_
     kp[[1, 2], 2] = 0.9
     kp[0, 2] = 0.9 if nose else 0.1

@@ -7,7 +7,6 @@ import pytest
 from poselive.baselines.dlib_face import BaselineUnavailable, DlibFace68, face_box_to_dlib_rect
 from poselive.face_detect import DLIB_HOG_CALIBRATION
 from poselive.face_metrics import FaceScores, nme
-from poselive.train.face_data import face_records, predict_records, split_of_face
 
 
 def test_face_box_maps_back_to_a_dlib_detection():
@@ -29,6 +28,8 @@ def test_dlib_on_validation_faces(shared_data):
         model = DlibFace68()
     except BaselineUnavailable as e:
         pytest.skip(str(e))
+    pytest.importorskip("torch", reason="torch is not installed (the face records are training code)")
+    from poselive.train.face_data import face_records, predict_records, split_of_face
     val = [r for r in face_records(shared_data) if split_of_face(r) == "val"][::3]
     gt = np.stack([r.keypoints for r in val])
     scores = FaceScores.of(nme(predict_records(model, val), gt))

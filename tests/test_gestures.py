@@ -1,5 +1,7 @@
-"""Gestures fire on the pose they name, once per pose (start, then end), near the camera and far from it, and
-stay quiet for a person standing about; thresholds are body-relative, states are per track id."""
+"""Gestures fire on the pose they name, once per pose (start, then end), near the camera and further back, and
+stay quiet for a person standing about; thresholds are body-relative, states are per track id. Only a player
+fires: someone facing the camera, large enough, for a few frames; people walking past in a real street video
+fire nothing (tests/test_pipeline_video.py)."""
 from __future__ import annotations
 
 import math
@@ -12,18 +14,21 @@ from poselive.records import Person
 from poselive.schemas import COCO17
 
 FPS = 30.0
+FRAME_HEIGHT = 480
 NEAR = dict(torso_px=110.0, cx=320.0, ground=460.0)   # a person filling much of a 640x480 frame
-FAR = dict(torso_px=18.0, cx=90.0, ground=200.0)      # a small person at the back of the room
+FAR = dict(torso_px=55.0, cx=120.0, ground=330.0)     # a player further back, half the size
+TINY = dict(torso_px=18.0, cx=90.0, ground=200.0)     # someone small at the back of the room: no player
 
 
 def pose(torso_px=110.0, cx=320.0, ground=460.0, left_arm=8.0, right_arm=8.0, crouch=0.0, lean_deg=0.0,
-         lift=0.0, side_on=False, rng=None, noise=0.01, score=0.9) -> np.ndarray:
+         lift=0.0, side_on=False, facing_away=False, rng=None, noise=0.01, score=0.9) -> np.ndarray:
     """A COCO-17 pose (17, 3) of a person facing the camera (their left is the image's right), built in
     torso units and scaled to `torso_px`: arms at `left_arm` / `right_arm` degrees from hanging straight
     down, raised out sideways (90: horizontal, 180: straight up); crouch 0..1 bends the thighs forwards up to
     80 degrees (the pelvis drops with them); lean_deg tilts the upper body towards the subject's left;
     lift raises the whole body (a jump), in torso lengths; side_on turns the person 90 degrees (shoulders
-    and hips overlap); noise: keypoint jitter in torso lengths."""
+    and hips overlap); facing_away turns them 180 degrees (their left on the image's left); noise: keypoint
+    jitter in torso lengths."""
     half_sh, half_hip = (0.05, 0.04) if side_on else (0.38, 0.25)
     thigh = shin = 0.85
     theta = math.radians(80.0 * crouch)
@@ -48,6 +53,8 @@ def pose(torso_px=110.0, cx=320.0, ground=460.0, left_arm=8.0, right_arm=8.0, cr
     for name, (x, y) in up.items():
         # Rotating "up" (0, -1) towards +x (the subject's left) by lean_deg.
         k[ix(name)] = (x * c - y * s, x * s + y * c + hip_y)
+    if facing_away:
+        k[:, 0] = -k[:, 0]
     if rng is not None:
         k = k + rng.normal(0.0, noise, k.shape)
     xy = np.c_[cx + k[:, 0] * torso_px, ground + k[:, 1] * torso_px]
@@ -67,7 +74,7 @@ def run(frames: list[dict], where: dict, detector: GestureDetector | None = None
     rng = np.random.default_rng(seed)
     out = []
     for i, kw in enumerate(frames):
-        for e in det.update([person(pose(**where, **kw, rng=rng), track_id)], i, i / FPS):
+        for e in det.update([person(pose(**where, **kw, rng=rng), track_id)], i, i / FPS, FRAME_HEIGHT):
             assert e.track_id == track_id and e.frame == i
             out.append((i, e.name, e.phase))
     return out
@@ -91,7 +98,7 @@ def names(events, phase="start") -> list[str]:
     return [n for _, n, p in events if p == phase]
 
 
-WHERE = pytest.mark.parametrize("where", [NEAR, FAR], ids=["near", "far"])
+WHERE = pytest.mark.parametrize("where", [NEAR, FAR], ids=["near", "further"])
 
 
 @WHERE
@@ -176,9 +183,27 @@ def test_a_pose_held_for_fewer_frames_than_start_frames_fires_nothing():
     assert run(frames, NEAR) == []
 
 
-def test_side_on_person_reads_hands_but_not_sideways_gestures():
-    frames = hold(10, side_on=True) + hold(15, side_on=True, left_arm=170, lean_deg=25) + hold(10, side_on=True)
-    assert names(run(frames, NEAR)) == ["hand_raised_left"]
+@pytest.mark.parametrize("turn", ["side_on", "facing_away"])
+def test_a_person_not_facing_the_camera_fires_nothing(turn):
+    frames = (hold(10, **{turn: True}) + hold(15, left_arm=170, right_arm=170, lean_deg=25, **{turn: True})
+              + ramp("crouch", 0.1, 0.9, 6, **{turn: True}) + hold(15, crouch=0.9, **{turn: True}))
+    assert run(frames, NEAR) == []
+    assert run(hold(10) + frames, NEAR) == []  # nor does a confirmed player once they turn
+
+
+def test_a_small_person_at_the_back_fires_nothing():
+    frames = idle(10) + hold(15, left_arm=170, right_arm=170) + idle(10) + hold(15, lean_deg=25) + hold(10)
+    assert run(frames, TINY) == []
+    assert len(names(run(frames, FAR))) == 4  # the same poses from a player: both hands (3 states) and a lean
+
+
+def test_a_player_must_be_one_for_a_few_frames_before_gestures_count():
+    """Someone who steps in with a hand already up starts the gesture once confirmed (confirm_frames), not
+    on the first frame; a player who turns away ends what they were doing."""
+    cfg = GestureConfig()
+    ev = run(hold(20, left_arm=170) + hold(10, left_arm=170, side_on=True), NEAR)
+    assert ev == [(cfg.confirm_frames - 1 + cfg.start_frames - 1, "hand_raised_left", "start"),
+                  (20 + cfg.end_frames - 1, "hand_raised_left", "end")]
 
 
 def test_states_are_per_track_and_a_lost_track_ends_its_gestures():
@@ -189,7 +214,7 @@ def test_states_are_per_track_and_a_lost_track_ends_its_gestures():
         a = person(pose(**NEAR, left_arm=170 if i >= 5 else 8, rng=rng), track_id=1)
         b = person(pose(torso_px=60, cx=520, ground=400, rng=rng), track_id=2)
         people = [a, b] if i < 20 else [b]  # track 1 leaves at frame 20
-        events += det.update(people, i, i / FPS)
+        events += det.update(people, i, i / FPS, FRAME_HEIGHT)
         if i == 15:
             assert det.active(1) == ("hand_raised_left",) and det.active(2) == ()
     assert [(e.track_id, e.name, e.phase) for e in events] == [(1, "hand_raised_left", "start"),
@@ -218,9 +243,9 @@ def test_callbacks():
 def test_untracked_people_and_missing_keypoints_are_ignored():
     det = GestureDetector()
     kps = pose(**NEAR, left_arm=170)
-    assert det.update([person(kps, track_id=-1)] * 5, 0, 0.0) == []
+    assert det.update([person(kps, track_id=-1)] * 5, 0, 0.0, FRAME_HEIGHT) == []
     blind = kps.copy()
     blind[:, 2] = 0.05  # nothing seen
     for i in range(10):
-        assert det.update([person(blind)], i, i / FPS) == []
+        assert det.update([person(blind)], i, i / FPS, FRAME_HEIGHT) == []
     assert det.active(1) == ()

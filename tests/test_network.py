@@ -3,12 +3,13 @@ and each model stays within its compute budget."""
 import math
 
 import pytest
-import torch
-import torch.nn.functional as F
 
-from poselive.bench import model_stats
-from poselive.nets.configs import CONFIGS, NetConfig, config_by_name
-from poselive.nets.hourglass import StackedHourglass, count_params
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'poselive[train]')")
+import torch.nn.functional as F  # noqa: E402
+
+from poselive.bench import model_stats  # noqa: E402
+from poselive.nets.configs import CONFIGS, NetConfig, config_by_name  # noqa: E402
+from poselive.nets.hourglass import StackedHourglass, count_params  # noqa: E402
 
 # A tiny config keeps the shape tests fast; the named configs are checked separately.
 TINY = NetConfig("tiny", "coco17", (48, 64), stacks=3, depth=2, width=16, stem_width=8, block="bottleneck")

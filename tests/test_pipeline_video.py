@@ -57,6 +57,7 @@ def test_track_writes_one_line_per_frame_in_the_documented_format(tracked):
     lines = read_jsonl(out / "vtest60.jsonl")
     assert [d["frame"] for d in lines] == list(range(60))
     assert lines[10]["time"] == pytest.approx(1.0, abs=1e-3)  # 10 fps clip
+    assert all(set(d) == {"frame", "time", "people", "faces"} and d["faces"] == [] for d in lines)
     people = [p for d in lines for p in d["people"]]
     assert people, "nobody found in 60 frames of a street with several pedestrians"
     for p in people:
@@ -64,6 +65,24 @@ def test_track_writes_one_line_per_frame_in_the_documented_format(tracked):
         assert len(p["keypoints"]) == 17 and all(len(k) == 3 for k in p["keypoints"])
         x, y, w, h = p["bbox"]
         assert w > 0 and h > 0 and -50 < x < 818 and -50 < y < 626
+    scores = np.array([k[2] for p in people for k in p["keypoints"]])
+    assert scores.min() >= 0 and scores.max() <= 1, "keypoint scores are documented as [0, 1]"
+
+
+def test_people_walking_past_fire_no_gestures(tracked):
+    """Gestures are for a player facing the camera; the walkers of this street scene (seen side-on, from
+    behind, or small) fire none. Before players were required, these 60 frames fired 8 jumps, 2 crouches and
+    a lean."""
+    from poselive.gestures import GestureDetector
+    from poselive.records import Person
+    video, out = tracked
+    detector = GestureDetector()
+    events = []
+    for d in read_jsonl(out / "vtest60.jsonl"):
+        people = [Person(np.array(p["keypoints"], np.float32), tuple(p["bbox"]), p["score"], p["track_id"])
+                  for p in d["people"]]
+        events += detector.update(people, d["frame"], d["time"], 576)
+    assert events == []
 
 
 def test_pedestrians_keep_their_ids_while_visible(tracked):
@@ -194,6 +213,6 @@ def test_run_draws_the_timing_panel_only_when_asked(shipped_body_models, tmp_pat
                      *flag]) == 0
         ok, img = cv2.VideoCapture(str(out)).read()
         assert ok
-        first[bool(flag)] = img[5:60, 5:150].astype(float).mean()
-    # The panel darkens the corner it sits in to about a third.
-    assert first[False] < 0.6 * first[True], first
+        first[bool(flag)] = img[5:40, 5:150].astype(float)
+    # The panel is half-transparent: the corner it sits in shows through at half its brightness.
+    assert 0.4 < np.median(first[False] / np.maximum(first[True], 1.0)) < 0.6

@@ -1,5 +1,6 @@
-"""`poselive predict` finds the annotated person in a real photo with the shipped weights, writes COCO results,
-takes boxes from a json, and skips what it cannot read."""
+"""`poselive predict` finds the annotated person in a real photo with the shipped weights, writes COCO results
+that pycocotools loads (an image_id on every result), takes boxes from a json, and skips what it cannot read.
+Tests of the plumbing run untrained torch weights (skipped where torch is not installed)."""
 import json
 import logging
 import sys
@@ -7,13 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from poselive.body_metrics import pck
-from poselive.checkpoint import save_checkpoint
 from poselive.cli import main
-from poselive.nets.configs import config_by_name
-from poselive.nets.hourglass import StackedHourglass
 from poselive.weights import models_dir
 
 
@@ -41,13 +38,21 @@ def fashion_photo(shared_data):
     return ann.parent / "images" / im["file_name"], np.array(a["keypoints"]).reshape(17, 3), a["bbox"]
 
 
+def untrained_weights(path: Path, config: str) -> Path:
+    """An untrained checkpoint of a named config at `path`: enough to test the command's plumbing."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (untrained test weights are made with it)")
+    from poselive.checkpoint import save_checkpoint
+    from poselive.nets.configs import config_by_name
+    from poselive.nets.hourglass import StackedHourglass
+    torch.manual_seed(0)
+    save_checkpoint(path, StackedHourglass(config_by_name(config)))
+    return path
+
+
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
     """An untrained body-lite checkpoint: enough to test the command's plumbing without shipped weights."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "random-body-lite.pt"
-    save_checkpoint(path, StackedHourglass(config_by_name("body-lite")))
-    return path
+    return untrained_weights(tmp_path_factory.mktemp("weights") / "random-body-lite.pt", "body-lite")
 
 
 def pck_of(result: dict, gt: np.ndarray, box) -> float:
@@ -103,7 +108,7 @@ def test_predict_with_given_boxes_uses_them(fashion_photo, tmp_path):
     assert pck_of(result, gt, box) >= 0.8
 
 
-def test_unreadable_images_are_skipped_and_logged(fashion_photo, random_weights, tmp_path, caplog):
+def test_unreadable_and_missing_images_are_skipped_and_logged(fashion_photo, random_weights, tmp_path, caplog):
     image, _, box = fashion_photo
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
@@ -111,12 +116,46 @@ def test_unreadable_images_are_skipped_and_logged(fashion_photo, random_weights,
     boxes.write_text(json.dumps({image.name: [box, [0, 0, 50, 80]]}))
     out = tmp_path / "results.json"
     with caplog.at_level(logging.WARNING, logger="poselive.predict"):
-        assert main(["predict", str(broken), str(image), "--boxes", str(boxes), "--out", str(out),
-                     "--model", str(random_weights), "--device", "cpu"]) == 0
-    assert "broken.jpg" in caplog.text
+        assert main(["predict", str(broken), str(tmp_path / "gone.jpg"), str(image), "--boxes", str(boxes),
+                     "--out", str(out), "--model", str(random_weights), "--device", "cpu"]) == 0
+    assert f"skipping {broken}: not a readable image" in caplog.text
+    assert f"skipping {tmp_path / 'gone.jpg'}: no such file" in caplog.text
     results = json.loads(out.read_text())
     assert [r["bbox"] for r in results] == [pytest.approx(box, abs=0.01), [0, 0, 50, 80]]
-    assert all(len(r["keypoints"]) == 51 and "image_id" not in r for r in results)
+    assert all(len(r["keypoints"]) == 51 and r["image_id"] == 3 and r["file_name"] == image.name
+               for r in results)
+
+
+def test_every_result_has_an_image_id_and_pycocotools_loads_them(fashion_photo, tmp_path):
+    """Photos named by words, not numbers, get ids numbered on from the numeric names beside them; the
+    results load into pycocotools beside ground truth that names the same images."""
+    import cv2
+    from pycocotools.coco import COCO
+    shipped("body-lite")
+    image, gt, box = fashion_photo
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    names = ["walker.jpg", "000000000041.jpg", "dancer.jpg"]
+    for name in names:
+        (folder / name).symlink_to(image)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({name: [box] for name in names}))
+    out = tmp_path / "results.json"
+    assert main(["predict", *(str(folder / n) for n in names), "--boxes", str(boxes), "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert [(r["file_name"], r["image_id"]) for r in results] == [("walker.jpg", 42), ("000000000041.jpg", 41),
+                                                                 ("dancer.jpg", 43)]
+    h, w = cv2.imread(str(image)).shape[:2]
+    truth = COCO()
+    truth.dataset = {"images": [{"id": r["image_id"], "file_name": r["file_name"], "width": w, "height": h}
+                                for r in results],
+                     "annotations": [{"id": i + 1, "image_id": r["image_id"], "category_id": 1, "bbox": box,
+                                      "area": box[2] * box[3], "iscrowd": 0, "num_keypoints": 17,
+                                      "keypoints": gt.ravel().tolist()} for i, r in enumerate(results)],
+                     "categories": [{"id": 1, "name": "person"}]}
+    truth.createIndex()
+    loaded = truth.loadRes(str(out))
+    assert sorted(loaded.getImgIds()) == [41, 42, 43] and len(loaded.getAnnIds()) == 3
 
 
 def test_coco_boxes_file_gives_image_ids(fashion_photo, random_weights, tmp_path):
@@ -149,16 +188,16 @@ def test_face_predict_writes_68_landmarks_per_given_box(shared_data, tmp_path):
     photo = next(iter(sorted((shared_data / "face" / "300w" / "afw").glob("*.jpg"))), None)
     if photo is None:
         pytest.skip(f"300-W AFW faces not found under {shared_data}/face")
-    torch.manual_seed(0)
-    weights = tmp_path / "face.pt"
-    save_checkpoint(weights, StackedHourglass(config_by_name("face-lite")))  # untrained: plumbing only
+    weights = untrained_weights(tmp_path / "face.pt", "face-lite")  # untrained: plumbing only
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps({photo.name: [[20, 30, 80, 80]]}))
     out = tmp_path / "faces.json"
     assert main(["predict", str(photo), "--task", "face", "--boxes", str(boxes), "--out", str(out),
                  "--model", str(weights), "--device", "cpu"]) == 0
     (face,) = json.loads(out.read_text())
-    assert len(face["landmarks"]) == 68 * 3 and face["file_name"] == photo.name
+    # One shape for face landmarks everywhere (JSONL, stream, predict): 68 x [x, y, score].
+    assert len(face["landmarks"]) == 68 and all(len(p) == 3 for p in face["landmarks"])
+    assert face["file_name"] == photo.name and face["image_id"] == 1
 
 
 def test_face_predict_with_the_shipped_weights_lands_on_the_annotated_landmarks(shared_data, tmp_path):
@@ -170,6 +209,7 @@ def test_face_predict_with_the_shipped_weights_lands_on_the_annotated_landmarks(
     import cv2
     from poselive.face_metrics import nme
     from poselive.headpose import fit_head_pose
+    pytest.importorskip("torch", reason="torch is not installed (the face records are training code)")
     from poselive.train.face_data import face_records, split_of_face
     weights = shipped("face-lite")
     faces = [r for r in face_records(shared_data) if split_of_face(r) == "val" and r.dataset == "afw"][:6]

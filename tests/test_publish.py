@@ -365,7 +365,7 @@ def test_serve_command_publishes_gesture_events(monkeypatch, capsys):
     rx = udp_receiver()
     port = rx.getsockname()[1]
     args = argparse.Namespace(source="synthetic:40", udp=f"127.0.0.1:{port}", ws=None, osc=None,
-                              allow_remote=False, task="body", device="cpu", max_frames=40)
+                              allow_remote=False, task="body", device="onnx", max_frames=40)
     assert serve_command(args) == 0
     msgs = [json.loads(d) for d in drain(rx)]
     rx.close()
@@ -394,7 +394,7 @@ def real_stream(shared_data):
     except WeightsError as e:
         pytest.skip(f"body weights missing ({e}); set POSELIVE_MODELS to a folder with body-lite.pt, "
                     "body-det-2.pt")
-    pipe = build_pipeline("body", "cpu")
+    pipe = build_pipeline("body", "onnx")
     rx = udp_receiver()
     with StreamServer(ws="127.0.0.1:0", udp=f"127.0.0.1:{rx.getsockname()[1]}") as server:
         reader = Reader(server.ws.address)

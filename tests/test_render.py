@@ -165,6 +165,20 @@ def test_hud_shows_numbers_and_status():
     assert warning.sum() > 20
 
 
+def test_the_timing_panel_is_small_and_half_transparent():
+    """On a 640x360 frame (the close-up clip's size) the full panel, every pipeline stage timed, covers a
+    corner of about 5% of the frame, and the frame shows through it at half its brightness."""
+    frame = np.full((360, 640, 3), 200, np.uint8)
+    times = StageTimes({"capture": 0.3, "detect": 12.1, "preprocess": 0.8, "network": 18.2, "decode": 0.9,
+                        "track": 0.6, "smooth": 0.4, "face": 4.2, "render": 1.1})
+    image = draw_hud(frame.copy(), fps=24.3, times=times, dropped=12, latency_ms=48)
+    ys, xs = np.nonzero(changed(image, frame))
+    assert xs.min() == 0 and ys.min() == 0, "the panel sits in the top-left corner"
+    assert (xs.max() + 1) * (ys.max() + 1) < 0.06 * 360 * 640
+    under = image[: ys.max() + 1, : xs.max() + 1]
+    assert np.median(under) == 100
+
+
 def test_render_a_real_frame_for_a_person_to_look_at():
     video = data_root() / "videos" / "vtest.avi"
     if not video.is_file():

@@ -71,6 +71,36 @@ def test_not_a_video_and_empty_folder_raise_source_error(tmp_path):
         open_source(empty)
 
 
+def test_ffmpegs_own_lines_are_silenced(tmp_path):
+    """A video cut before its index and one whose start is cut away: FFmpeg's own lines ("moov atom not
+    found", "header damaged") would reach the terminal beside the one line we print. In a fresh process, since
+    OpenCV sets FFmpeg's log level once, when its FFmpeg backend starts."""
+    import os
+    import subprocess
+    import sys
+    clip = Path(__file__).resolve().parents[1] / "demos" / "vtest_short.mp4"
+    data = clip.read_bytes()
+    (tmp_path / "no_index.mp4").write_bytes(data[: len(data) // 8])   # mp4v puts the index at the end
+    (tmp_path / "no_start.mp4").write_bytes(data[-len(data) // 8:])
+    script = ("import sys\nfrom poselive.errors import SourceError\nfrom poselive.sources import open_source\n"
+              "for name in ('no_index.mp4', 'no_start.mp4'):\n"
+              "    try:\n        list(open_source(name))\n"
+              "    except SourceError as e:\n        print(e, file=sys.stderr)\n")
+
+    def printed(**env) -> list[str]:
+        """Everything the process wrote (FFmpeg writes to stderr, or to stdout through OpenCV's logger)."""
+        environ = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"} | env
+        environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(clip.parents[1]), environ.get("PYTHONPATH")]))
+        run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=environ, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, timeout=120)
+        assert run.returncode == 0, run.stdout
+        return run.stdout.splitlines()
+    assert any("moov atom not found" in line for line in printed(OPENCV_FFMPEG_LOGLEVEL="16")), \
+        "FFmpeg said nothing even at its error level: this test no longer shows anything"
+    ours = printed()
+    assert len(ours) == 1 and ours[0].startswith("cannot open video no_index.mp4") and "cut short" in ours[0]
+
+
 def test_truncated_video_stops_with_warning_and_keeps_frames_before_the_cut(tmp_path, caplog):
     path = shared_video("vtest.avi")
     cut = tmp_path / "cut.avi"

@@ -7,11 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from poselive.schemas import COCO17
-from poselive.train.augment import AugmentConfig, augment_person
-from poselive.train.coco_data import build_cache, read_coco, split_of
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'poselive[train]')")
+
+from poselive.schemas import COCO17  # noqa: E402
+from poselive.train.augment import AugmentConfig, augment_person  # noqa: E402
+from poselive.train.coco_data import build_cache, read_coco, split_of  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -129,12 +129,19 @@ def mediapipe_python() -> Path | None:
     return path if path.is_file() else None
 
 
-def _run_script(args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+def require_mediapipe() -> Path:
+    """mediapipe_python(), or PoseliveError (one line: what is missing and how to set it up)."""
     from poselive.errors import PoseliveError
     python = mediapipe_python()
     if python is None:
         where = os.environ.get(PYTHON_ENV) or REPO_VENV_PYTHON
         raise PoseliveError(f"MediaPipe is not installed ({where} not found); set it up with: {INSTALL_HINT}")
+    return python
+
+
+def _run_script(args: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    from poselive.errors import PoseliveError
+    python = require_mediapipe()
     proc = subprocess.run([str(python), str(Path(__file__).resolve()), *args], capture_output=True, text=True,
                           timeout=timeout_s)
     if proc.returncode == NO_MEDIAPIPE_EXIT:

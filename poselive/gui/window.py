@@ -26,6 +26,7 @@ from poselive.errors import PoseliveError
 from poselive.filters import SmootherConfig
 from poselive.gui.view import ElidedLabel, VideoView
 from poselive.gui.worker import GuiFrame, LiveWorker, run_in_background, wait_for_background
+from poselive.render import STAGE_ABBREV as _STAGE_ABBREV
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,6 @@ NOTICE_MS = {"info": 8000, "warning": 20000, "error": 20000}  # how long a messa
 _LEVEL_RANK = {"info": 0, "warning": 1, "error": 2}
 VIDEO_FILTER = ("Videos and images (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv *.jpg *.jpeg "
                 "*.png *.bmp *.tif *.tiff *.webp);;All files (*)")
-_STAGE_ABBREV = {"detect": "det", "preprocess": "prep", "network": "net", "decode": "dec", "track": "trk",
-                 "smooth": "smooth", "render": "draw"}
 _WARNING = QColor(255, 170, 60)
 _ERROR = QColor(255, 100, 100)
 
@@ -558,10 +557,13 @@ def apply_theme(app: QApplication) -> None:
 def gui_command(args) -> int:
     """`poselive gui [--source S] [--device D]`; also `run --show` (which adds --task, --heatmaps, --no-smooth)
     and `demo --show`. Returns the application's exit code."""
+    from poselive.gui.platform_check import check_qt_platform
     tasks = {t.strip() for t in (getattr(args, "task", None) or "body").split(",") if t.strip()}
     unknown = tasks - {"body", "face"}
     if unknown:
         raise PoseliveError(f"unknown task {', '.join(sorted(unknown))}; use body, face or body,face")
+    if QApplication.instance() is None:
+        check_qt_platform()  # Qt would abort the process instead of raising
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "poselive"])
     app.setApplicationName("poselive")
     apply_theme(app)

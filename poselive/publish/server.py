@@ -241,7 +241,7 @@ def run_stream(source, server: StreamServer, pipeline=None, *, tasks: str = "bod
     n = 0
     for live in stream(source, pipeline, tasks=tasks, device=device, max_frames=max_frames, realtime=realtime):
         r = live.result
-        events = detector.update(r.people, r.frame.index, r.frame.video_time)
+        events = detector.update(r.people, r.frame.index, r.frame.video_time, r.frame.image.shape[0])
         server.publish(r, events, detector.active_by_track(), fps=live.fps, latency_ms=live.latency_ms)
         n += 1
     return n
