@@ -15,7 +15,7 @@ REPO_MODELS = REPO / "models"
 # An install from a wheel has no checkout beside it: setup.py copies models/ and the demo clip in here.
 PACKAGED = Path(__file__).resolve().parent / "_shipped"
 # The person finder used where none is named (PoseEstimator, and eval / predict --detector).
-DEFAULT_DETECTOR = "body-det-2"
+DEFAULT_DETECTOR = "body-det-3"
 
 
 def shipped_path(relative: str) -> Path:

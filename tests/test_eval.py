@@ -13,7 +13,7 @@ from poselive.body_metrics import (BodyScores, coco_ground_truth, format_compari
 from poselive.cli import main
 from poselive.errors import PoseliveError
 from poselive.schemas import COCO17
-from poselive.weights import models_dir
+from poselive.weights import DEFAULT_DETECTOR, models_dir
 
 K = 17
 
@@ -328,7 +328,7 @@ def test_eval_with_own_detections_reports_the_detectors_box_recall(shared_data, 
     recall = report["detector_box_recall_iou50"]
     assert recall * people == pytest.approx(round(recall * people))   # a whole number of people
     assert 0.5 <= recall <= 1.0, f"the detector boxed {recall:.2f} of {people} pelota players"
-    assert report["detector"] == "body-det-2"
+    assert report["detector"] == DEFAULT_DETECTOR
 
 
 def test_eval_names_a_missing_detector_in_one_line(shared_data, capsys, tmp_path):

@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from poselive.weights import models_dir
+from poselive.weights import DEFAULT_DETECTOR, models_dir
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def faces_per_frame(shared_data):
     clip = shared_data / "videos" / "face_recognition_short_hamilton_clip.mp4"
     if not clip.exists():
         pytest.skip(f"the close-up clip is not at {clip}")
-    for name in ("body-lite", "body-det-2", "face-lite"):
+    for name in ("body-lite", DEFAULT_DETECTOR, "face-lite"):
         if not (models_dir() / f"{name}.pt").exists():
             pytest.skip(f"shipped weights {name}.pt are not in {models_dir()}")
     from poselive.app import build_pipeline, stream

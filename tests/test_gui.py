@@ -26,7 +26,7 @@ from poselive.gui.window import (BETA_RANGE, MIN_CUTOFF_RANGE, MainWindow, apply
                                  slider_to_value, value_to_slider)
 from poselive.gui.worker import wait_for_background  # noqa: E402
 from poselive.sources import LiveCaptureSource, RetryPolicy, SyntheticSource  # noqa: E402
-from poselive.weights import resolve_weights  # noqa: E402
+from poselive.weights import DEFAULT_DETECTOR, resolve_weights  # noqa: E402
 
 CLOSE_WITHIN_S = 2.5
 LOAD_TIMEOUT_MS = 240_000  # loading the models on a busy 2-core machine can take a while
@@ -36,10 +36,10 @@ LOAD_TIMEOUT_MS = 240_000  # loading the models on a busy 2-core machine can tak
 def body_models(tmp_path, monkeypatch) -> Path:
     """A models folder holding only the body weights (so faces are unavailable), set as POSELIVE_MODELS."""
     try:
-        weights = [resolve_weights("body-lite"), resolve_weights("body-det-2")]
+        weights = [resolve_weights("body-lite"), resolve_weights(DEFAULT_DETECTOR)]
     except WeightsError as e:
         pytest.skip(f"body weights not available ({e}); set POSELIVE_MODELS to a folder with body-lite.pt and "
-                    f"body-det-2.pt")
+                    f"{DEFAULT_DETECTOR}.pt")
     folder = tmp_path / "models"
     folder.mkdir()
     for w in weights:

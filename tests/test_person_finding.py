@@ -4,10 +4,8 @@ still keeps one track. Floors sit a little under the figures `poselive eval --ta
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 from poselive.cli import main
@@ -43,7 +41,6 @@ def test_the_live_pipeline_shows_nobody_in_empty_rooms(shipped_body_models, empt
 def test_pedestrians_are_tracked_against_ground_truth(shared_data, shipped_body_models, tmp_path, capsys):
     """`poselive eval --task track` on the first 120 frames of the pedestrian video (a cut of the clip the
     ground truth covers), then the JSONL it wrote scored again as a file: the same figures."""
-    import shutil
     gt_cut = tmp_path / "gt.txt"
     rows = [r for r in (shared_data / GT).read_text().splitlines() if int(r.split(",")[0]) <= 120]
     gt_cut.write_text("\n".join(rows) + "\n")

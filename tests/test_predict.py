@@ -11,7 +11,7 @@ import pytest
 
 from poselive.body_metrics import pck
 from poselive.cli import main
-from poselive.weights import models_dir
+from poselive.weights import DEFAULT_DETECTOR, models_dir
 
 
 @pytest.fixture(autouse=True)
@@ -63,7 +63,7 @@ def pck_of(result: dict, gt: np.ndarray, box) -> float:
 @pytest.mark.parametrize("model", ["body-lite", "body-lite-160"])
 def test_predict_finds_the_annotated_person_with_the_shipped_weights(fashion_photo, tmp_path, model):
     shipped(model)
-    shipped("body-det-2")
+    shipped(DEFAULT_DETECTOR)
     image, gt, box = fashion_photo
     out = tmp_path / "results.json"
     assert main(["predict", str(image), "--model", model, "--out", str(out)]) == 0
@@ -82,7 +82,7 @@ def test_detected_people_below_the_score_gate_are_left_out_but_given_boxes_are_k
 
     from poselive import PoseEstimator
     shipped("body-lite")
-    shipped("body-det-2")
+    shipped(DEFAULT_DETECTOR)
     image, gt, box = fashion_photo
     est = PoseEstimator("body-lite", device="onnx")
     photo = cv2.imread(str(image))

@@ -385,15 +385,15 @@ def real_stream(shared_data):
     """The first frames of a shared video through the real pipeline (shipped or $POSELIVE_MODELS weights),
     published over UDP and WebSocket at once; what each client received."""
     from poselive.app import build_pipeline
-    from poselive.weights import resolve_weights
+    from poselive.weights import DEFAULT_DETECTOR, resolve_weights
     videos = sorted((shared_data / "videos").glob("*MOT*.mp4")) or sorted((shared_data / "videos").glob("*.mp4"))
     if not videos:
         pytest.skip(f"no videos in {shared_data / 'videos'}")
     try:
-        resolve_weights("body-lite"), resolve_weights("body-det-2")
+        resolve_weights("body-lite"), resolve_weights(DEFAULT_DETECTOR)
     except WeightsError as e:
         pytest.skip(f"body weights missing ({e}); set POSELIVE_MODELS to a folder with body-lite.pt, "
-                    "body-det-2.pt")
+                    f"{DEFAULT_DETECTOR}.pt")
     pipe = build_pipeline("body", "onnx")
     rx = udp_receiver()
     with StreamServer(ws="127.0.0.1:0", udp=f"127.0.0.1:{rx.getsockname()[1]}") as server:

@@ -37,7 +37,7 @@ def without_torch(tmp_path: Path, *commands: list[str]) -> tuple[list[int], str]
     return json.loads(run.stdout.strip().splitlines()[-1]), run.stderr
 
 
-@pytest.mark.parametrize("name", ["body-lite", "body-lite-160", "body-det", "body-det-2", "face-lite"])
+@pytest.mark.parametrize("name", ["body-lite", "body-lite-160", "body-det", "body-det-2", "body-det-3", "face-lite"])
 def test_each_shipped_onnx_file_carries_its_config_schema_and_name(name):
     from poselive.backends import META_MODEL, META_SCHEMA, OnnxRuntimeBackend
     from poselive.schemas import schema_by_name

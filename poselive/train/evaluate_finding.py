@@ -135,7 +135,6 @@ def eval_track(args) -> int:
 
 def eval_empty(args) -> int:
     from poselive.estimator import PoseEstimator
-    from poselive.sources import list_images
     from poselive.train.coco_data import data_root
     from poselive.train.det_data import negative_split
     if args.inputs:
