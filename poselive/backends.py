@@ -174,13 +174,40 @@ class OnnxRuntimeBackend:
             raise WeightsError(f"cannot load ONNX model {self.path}: {first}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        if config is None and META_CONFIG in self.metadata:
-            config = NetConfig.from_dict(json.loads(self.metadata[META_CONFIG]))
-        self.config = config
+        channels = self.session.get_outputs()[0].shape[1]
+        self.config = check_onnx_fits(self.path, self.metadata, channels if isinstance(channels, int) else None,
+                                      config)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input_name: _as_input(batch)})[0]
+        if self.config is not None and out.shape[1] != self.config.num_outputs:  # a file without a fixed count
+            check_onnx_fits(self.path, {}, out.shape[1], self.config)
         return np.asarray(out, dtype=np.float32)
+
+
+def check_onnx_fits(path: Path, metadata: dict, channels: int | None, config: NetConfig | None) -> NetConfig | None:
+    """The config an ONNX file runs under, checked against what was asked for. metadata: the file's ONNX
+    metadata (its own config, as export_onnx writes it); channels: its output's channel count, when fixed;
+    config: the network asked for (from the .pt beside it), or None to use the file's own.
+
+    A file whose own config names another network or schema, or whose output has another channel count than
+    the asked network's heatmaps (face-lite's 68 renamed body-lite.onnx would give 17 of them, and scores of
+    0), raises WeightsError: run silently, it would give nonsense."""
+    own = None
+    if META_CONFIG in metadata:
+        try:
+            own = NetConfig.from_dict(json.loads(metadata[META_CONFIG]))
+        except (ValueError, TypeError, KeyError) as e:
+            raise WeightsError(f"{path} carries an unreadable poselive config: {e}") from None
+    if config is not None and own is not None and (own.name, own.schema) != (config.name, config.schema):
+        raise WeightsError(f"{path} holds the {own.name} network ({own.schema}), not {config.name} "
+                           f"({config.schema}); delete it, or export the right one with `poselive export-onnx`")
+    config = config or own
+    if config is not None and channels is not None and channels != config.num_outputs:
+        raise WeightsError(f"{path} gives {channels} heatmaps, but {config.name} ({config.schema}) has "
+                           f"{config.num_outputs}; it is another network: delete it, or export the right one with "
+                           f"`poselive export-onnx`")
+    return config
 
 
 # ------------------------------------------------------------------------------------------------ export
