@@ -49,11 +49,21 @@ cdef Py_ssize_t _kernel_radius(double sigma) except -1:
     return <Py_ssize_t>ceil(3.0 * sigma)
 
 
+cdef Py_ssize_t _radius_for(double sigma, Py_ssize_t H, Py_ssize_t W) except -1:
+    """The largest blur radius any peak of an H x W map uses: _kernel_radius(sigma), but no more than
+    (max(H, W) - 3) // 2, the most `_radius_inside` allows on that map. Sizing the kernels by it gives the
+    same result and keeps their table (R + 1) x (2R + 1) small whatever sigma is (an unbounded one asked for
+    53 GiB at sigma 20000)."""
+    cdef Py_ssize_t R = _kernel_radius(sigma)
+    cdef Py_ssize_t most = (max(H, W) - 3) // 2
+    return max(min(R, most), 0)
+
+
 @lru_cache(maxsize=16)
-def _kernel_table(sigma):
+def _kernel_table(sigma, Py_ssize_t R):
     """codec.gaussian_kernel(sigma, r) for r = 0 .. R in the first 2r + 1 entries of row r: (R + 1, 2R + 1)
     float64, read-only. The twin's numpy expression, so that the kernels are its kernels to the bit."""
-    cdef Py_ssize_t R = _kernel_radius(sigma), r
+    cdef Py_ssize_t r
     table = np.zeros((R + 1, 2 * R + 1))
     table[0, 0] = 1.0
     for r in range(1, R + 1):
@@ -177,12 +187,13 @@ def _floored_log(blurred):
     return np.log(blurred, out=blurred)
 
 
-def _as_maps(hm):
-    """Any (N, K, H, W) real array -> C-contiguous float32 (float16 is widened here)."""
+def _as_maps(hm, bint allow_empty=False):
+    """Any (N, K, H, W) real array -> C-contiguous float32 (float16 is widened here). Maps of 0 px raise
+    unless allow_empty (a map without pixels has no maximum, but it has no peaks either)."""
     a = np.ascontiguousarray(hm, dtype=np.float32)
     if a.ndim != 4:
         raise ValueError(f"heatmaps must have shape (N, K, H, W), got {a.shape}")
-    if a.shape[2] == 0 or a.shape[3] == 0:
+    if (a.shape[2] == 0 or a.shape[3] == 0) and not allow_empty:
         raise ValueError(f"heatmaps must be at least 1x1 px, got {a.shape[2]}x{a.shape[3]}")
     return a
 
@@ -196,8 +207,8 @@ def decode_heatmaps(hm, double blur_sigma=2.0):
     maps = _as_maps(hm)
     cdef const float[:, :, :, ::1] h = maps
     cdef Py_ssize_t N = h.shape[0], K = h.shape[1], H = h.shape[2], W = h.shape[3]
-    cdef Py_ssize_t R = _kernel_radius(blur_sigma)
-    cdef const double[:, ::1] kernels = _kernel_table(blur_sigma)
+    cdef Py_ssize_t R = _radius_for(blur_sigma, H, W)
+    cdef const double[:, ::1] kernels = _kernel_table(blur_sigma, R)
     xy_arr = np.zeros((N, K, 2), np.float32)
     scores_arr = np.zeros((N, K), np.float32)
     # Each map's maximum by numpy's argmax: its SIMD scan is several times faster than a scalar C loop, and
@@ -322,11 +333,14 @@ def find_peaks(hm, double threshold=0.1, Py_ssize_t topk=20, double blur_sigma=2
     """
     if topk < 0:
         raise ValueError(f"topk must be >= 0, got {topk}")
-    maps = _as_maps(hm)
+    maps = _as_maps(hm, allow_empty=True)
+    if maps.shape[2] == 0 or maps.shape[3] == 0:  # no pixel, no peak: as the twin answers
+        nk = maps.shape[:2]
+        return np.zeros((*nk, topk, 2), np.float32), np.zeros((*nk, topk), np.float32), np.zeros(nk, np.int32)
     cdef const float[:, :, :, ::1] h = maps
     cdef Py_ssize_t N = h.shape[0], K = h.shape[1], H = h.shape[2], W = h.shape[3]
-    cdef Py_ssize_t R = _kernel_radius(blur_sigma)
-    cdef const double[:, ::1] kernels = _kernel_table(blur_sigma)
+    cdef Py_ssize_t R = _radius_for(blur_sigma, H, W)
+    cdef const double[:, ::1] kernels = _kernel_table(blur_sigma, R)
     xy_arr = np.zeros((N, K, topk, 2), np.float32)
     scores_arr = np.zeros((N, K, topk), np.float32)
     counts_arr = np.zeros((N, K), np.int32)

@@ -8,12 +8,11 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from poselive.errors import PoseliveError
+from poselive.errors import PoseliveError, SourceError
 from poselive.pipeline import FrameResult, Pipeline, PipelineConfig
 from poselive.records import StageTimes
 from poselive.weights import DEFAULT_DETECTOR, shipped_path
@@ -107,14 +106,23 @@ def render_live(live: LiveResult, heatmaps: bool = False, hud: bool = True) -> n
 
 
 def run_command(args) -> int:
+    from poselive.image_header import pixel_limit
     from poselive.outputs import JsonlWriter, VideoWriter, frame_json
-    from poselive.sources import open_source
+    from poselive.paths import check_paths
+    from poselive.sources import open_source, source_path
     if args.show:
         from poselive.gui.window import gui_command
         return gui_command(args)
     from poselive.progress import FrameProgress
-    pipe = build_pipeline(args.task, args.device, smoothing=not args.no_smooth, heatmaps=args.heatmaps)
-    src = open_source(args.source)
+    # Everything the user typed is checked, and the source opened, before the models load (seconds).
+    local = source_path(args.source)
+    check_paths([local] if local is not None else [], files={"--json": args.json, "--out": args.out})
+    src = open_source(args.source, max_pixels=pixel_limit(args.max_megapixels))
+    try:
+        pipe = build_pipeline(args.task, args.device, smoothing=not args.no_smooth, heatmaps=args.heatmaps)
+    except BaseException:
+        src.close()
+        raise
     jw = JsonlWriter(args.json) if args.json else None
     vw = VideoWriter(args.out, src.fps or 25.0) if args.out else None
     total = src.frame_count
@@ -131,12 +139,24 @@ def run_command(args) -> int:
                 vw.write(render_live(live, heatmaps=args.heatmaps, hud=not args.no_hud))
             frames += 1
             progress.update(frames, live.dropped, live.latency_ms)
-    finally:
-        # Whatever happened (end of file, a truncated video, Ctrl-C), what was written so far is kept.
-        progress.close()
+    except BaseException:
+        # Whatever happened (a write error, Ctrl-C), what was written so far is kept.
         for w in (jw, vw):
             if w is not None:
                 w.close()
+        raise
+    finally:
+        progress.close()
+    if frames == 0 and args.max_frames != 0:
+        # An input that gives no frame is an error, as `track` reports it, not an empty file under its name.
+        for w in (jw, vw):
+            if w is not None:
+                w.close_unfinished()
+        raise SourceError(f"no frame could be read from {src.name} (empty, or not a video or image OpenCV "
+                          f"can decode); nothing was written")
+    for w in (jw, vw):  # a truncated video ends early: its frames so far are kept
+        if w is not None:
+            w.close()
     msg = src.status.message
     print(f"{frames} frames from {src.name}" + (f"; {msg}" if "truncated" in msg else "")
           + (f"; JSON lines in {args.json}" if args.json else "") + (f"; video in {args.out}" if args.out else ""))
@@ -152,7 +172,8 @@ def demo_command(args) -> int:
         from poselive.gui.window import gui_command
         args.source = str(DEMO_CLIP)
         return gui_command(args)
-    out = Path(args.out)
+    from poselive.paths import check_output_folder
+    out = check_output_folder(args.out, "--out")
     pipe = build_pipeline("body", args.device)
     with VideoProgress(DEMO_CLIP.name) as progress:
         row = process_video(DEMO_CLIP, pipe, out, write_video=True, render=overlay, progress=progress)

@@ -202,10 +202,14 @@ class OnnxRuntimeBackend:
             raise WeightsError(f"cannot load ONNX model {self.path}: {first}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.config = config if config is not None else config_from_metadata(self.metadata, self.path)
+        channels = self.session.get_outputs()[0].shape[1]
+        self.config = check_onnx_fits(self.path, config_from_metadata(self.metadata, self.path),
+                                      channels if isinstance(channels, int) else None, config)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         out = self.session.run(None, {self.input_name: _as_input(batch)})[0]
+        if self.config is not None and out.shape[1] != self.config.num_outputs:  # a file without a fixed count
+            check_onnx_fits(self.path, {}, out.shape[1], self.config)
         return np.asarray(out, dtype=np.float32)
 
 
@@ -225,6 +229,26 @@ def config_from_metadata(metadata: dict[str, str], path: Path) -> NetConfig | No
             raise WeightsError(f"{path} predicts other {cfg.schema} keypoints than this version of poselive "
                                "knows; update poselive or use weights made for it")
     return cfg
+
+
+def check_onnx_fits(path: Path, own: NetConfig | None, channels: int | None, config: NetConfig | None
+                    ) -> NetConfig | None:
+    """The config an ONNX file runs under, checked against what was asked for. own: the config its metadata
+    carries (config_from_metadata); channels: its output's channel count, when fixed; config: the network asked
+    for (from the .pt beside it), or None to use the file's own.
+
+    A file whose own config names another network or schema, or whose output has another channel count than
+    the asked network's heatmaps (face-lite's 68 renamed body-lite.onnx would give 17 of them, and scores of
+    0), raises WeightsError: run silently, it would give nonsense."""
+    if config is not None and own is not None and (own.name, own.schema) != (config.name, config.schema):
+        raise WeightsError(f"{path} holds the {own.name} network ({own.schema}), not {config.name} "
+                           f"({config.schema}); delete it, or export the right one with `poselive export-onnx`")
+    config = config or own
+    if config is not None and channels is not None and channels != config.num_outputs:
+        raise WeightsError(f"{path} gives {channels} heatmaps, but {config.name} ({config.schema}) has "
+                           f"{config.num_outputs}; it is another network: delete it, or export the right one with "
+                           f"`poselive export-onnx`")
+    return config
 
 
 # ------------------------------------------------------------------------------------------------ export

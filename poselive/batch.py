@@ -2,7 +2,8 @@
 
 A video whose output exists is skipped (unless --redo); outputs appear under their final names only when a
 video is finished (written to a temporary file, then renamed); a video that cannot be read is reported as
-failed in the summary and the others go on."""
+failed in the summary and the others go on. Outputs are named by the video's stem (clip.mp4 -> clip.jsonl);
+two videos with one stem stop the command before any work (`check_output_names`)."""
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from poselive.errors import PoseliveError, SourceError
+from poselive.errors import InputError, PoseliveError, SourceError
 from poselive.outputs import JsonlWriter, VideoWriter, frame_json
 from poselive.pipeline import FrameResult, Pipeline
 
@@ -57,6 +58,24 @@ def find_videos(inputs: list[str]) -> list[Path]:
 
 def output_paths(video: Path, out_dir: Path) -> tuple[Path, Path]:
     return out_dir / f"{video.stem}.jsonl", out_dir / f"{video.stem}.mp4"
+
+
+def check_output_names(videos: list[Path], out_dir: Path, write_video: bool) -> None:
+    """Each video's outputs are its own. Two videos with one stem (clip.mp4 and clip.avi, or a/clip.mp4 and
+    b/clip.mp4) would write one clip.jsonl, the second replacing the first and a rerun skipping both; and an
+    annotated clip.mp4 written into the videos' own folder would replace the video. Either raises InputError
+    before any work starts."""
+    owner: dict[Path, Path] = {}
+    inputs = {v.resolve() for v in videos}
+    for v in videos:
+        jsonl, mp4 = output_paths(v, out_dir)
+        if jsonl.resolve() in owner:
+            raise InputError(f"{owner[jsonl.resolve()]} and {v} would both be tracked into {jsonl}; track them "
+                             f"into separate --out folders, or rename one")
+        owner[jsonl.resolve()] = v
+        for out in (jsonl, mp4) if write_video else (jsonl,):
+            if out.resolve() in inputs:
+                raise InputError(f"writing {out} would replace the video itself; choose another --out folder")
 
 
 def process_video(video: Path, pipeline: Pipeline, out_dir: Path, write_video: bool = False, render=None,
@@ -186,9 +205,13 @@ class VideoProgress:
 
 
 def track_command(args) -> int:
+    from poselive.paths import check_output_folder
     videos = find_videos(args.inputs)
     if not videos:
         raise PoseliveError(f"no videos found in {' '.join(args.inputs)}")
+    # Before any model loads: a bad --out, or two videos that would share an output, cost no work.
+    check_output_folder(args.out, "--out")
+    check_output_names(videos, Path(args.out), args.video)
     if args.ray:
         from poselive.cluster import track_on_ray
         rows = track_on_ray(videos, Path(args.out), args.ray, args.device, args.video, args.redo)

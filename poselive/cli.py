@@ -33,6 +33,12 @@ def _det_tiles(p: argparse.ArgumentParser) -> None:
                         "more detector passes at full size)")
 
 
+def _max_megapixels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-megapixels", type=float, metavar="MP",
+                   help="skip images larger than this (default 50; 0: no limit); the size is read from the "
+                        "file's header, before the image is decoded")
+
+
 def _detector(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", default=DEFAULT_DETECTOR, help="person detector: a model name or weights file")
 
@@ -63,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-hud", action="store_true", help="leave the timing panel out of the --out video")
     p.add_argument("--no-smooth", action="store_true", help="turn the One Euro filter off")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    _max_megapixels(p)
     _device(p)
     p.set_defaults(target="poselive.app:run_command")
 
@@ -92,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ws", help="HOST:PORT to serve WebSocket clients on (127.0.0.1:8765 when no output is given)")
     p.add_argument("--osc", help="HOST:PORT to send OSC messages to")
     p.add_argument("--allow-remote", action="store_true", help="allow binding to or sending to a non-loopback "
-                   "address")
+                   "address; a WebSocket server on one then asks clients for a token (?token=, printed at start)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="also let web pages from this origin (e.g. https://my.site) connect to the WebSocket "
+                        "server; repeat for several (local pages and non-browser clients always may)")
     p.add_argument("--task", default="body", help="comma list of body,face")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     _device(p)
@@ -181,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "as DIR/<image stem>.jpg")
     p.add_argument("--model", default=None, help="model name or weights file (when not given: body-lite, or "
                    "face-lite for --task face)")
+    _max_megapixels(p)
     _device(p)
     p.set_defaults(target="poselive.predict:predict_command")
     return ap

@@ -183,6 +183,8 @@ def decode_heatmaps_reference(heatmaps: np.ndarray, blur_sigma: float = 2.0) -> 
     """Numpy twin of the compiled decoder. See `decode_heatmaps`."""
     hm = np.asarray(heatmaps, np.float32)
     N, K, H, W = hm.shape
+    if H == 0 or W == 0:  # no maximum to find; the compiled twin says the same
+        raise ValueError(f"heatmaps must be at least 1x1 px, got {H}x{W}")
     maps = hm.reshape(N * K, H, W)
     flat = maps.reshape(N * K, H * W)
     idx = flat.argmax(1)

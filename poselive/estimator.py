@@ -9,6 +9,7 @@ image -> [detector] -> boxes -> affine crops (transforms) -> network (backends) 
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -16,11 +17,13 @@ import numpy as np
 
 from poselive.codec import HeatmapCodec
 from poselive.duplicates import distinct_people
-from poselive.errors import PoseliveError, WeightsError
+from poselive.errors import InputError, InputTypeError, WeightsError
 from poselive.records import Person
 from poselive.schemas import schema_by_name
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
 from poselive.weights import DEFAULT_DETECTOR, resolve_weights
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,15 +35,57 @@ class CropHeatmaps:
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3) or image.size == 0:
-        raise PoseliveError("expected an image as a numpy array (H, W, 3) uint8 BGR")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.shape[2] == 4:
+    """An image as the networks take it: (H, W, 3) uint8 BGR, C-contiguous.
+
+    Accepts uint8 BGR (H, W, 3), BGRA (H, W, 4) or grey ((H, W) or (H, W, 1)), and uint16 of the same shapes,
+    scaled to 0..255. Anything else raises InputTypeError (not an array, another dtype: a float, signed or
+    bool image would otherwise be clipped to a black picture) or InputError (an empty image, another shape)."""
+    if not isinstance(image, np.ndarray):
+        raise InputTypeError(f"expected an image as a numpy array (H, W, 3) uint8 BGR, got {type(image).__name__}")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        hint = ("; a float image in 0..1 converts with (image * 255).round().astype(np.uint8)"
+                if image.dtype.kind == "f" else "")
+        raise InputTypeError(f"expected a uint8 image (BGR or grey), got dtype {image.dtype}{hint}")
+    channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else 0
+    if channels not in (1, 3, 4):
+        raise InputError(f"expected an image of shape (H, W) grey, (H, W, 3) BGR or (H, W, 4) BGRA, "
+                         f"got shape {image.shape}")
+    if image.size == 0:
+        raise InputError(f"the image is empty (shape {image.shape})")
+    if channels == 1:
+        image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    elif channels == 4:
         image = image[:, :, :3]
-    if image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(image)
+
+
+def check_boxes(boxes, image_wh: tuple[int, int] | None = None, where: str = "") -> np.ndarray:
+    """Person or face boxes given by a caller -> (M, 4) float64 x, y, w, h in image px.
+
+    A box that is not finite, or has no area (w or h <= 0), raises InputError naming it (`where` prefixes the
+    message, e.g. the file it came from); a box wholly outside the image (W, H) only logs a warning: it is
+    looked at, and its keypoints will score near 0."""
+    try:
+        arr = np.asarray(boxes, np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}boxes must be a list of [x, y, w, h] numbers") from None
+    if not (arr.ndim == 2 and arr.shape[1] == 4 or arr.shape == (4,) or arr.size == 0):
+        raise InputError(f"{where}boxes must be a list of [x, y, w, h], got shape {arr.shape}")
+    arr = arr.reshape(-1, 4)
+    for i, box in enumerate(arr):
+        shown = "[" + ", ".join(f"{v:g}" for v in box) + "]"
+        if not np.isfinite(box).all():
+            raise InputError(f"{where}box {i} {shown} is not a finite number; give [x, y, w, h] in image px")
+        if box[2] <= 0 or box[3] <= 0:
+            raise InputError(f"{where}box {i} {shown} has no area: its width and height must be above 0")
+        if image_wh is not None:
+            w, h = image_wh
+            if box[0] >= w or box[1] >= h or box[0] + box[2] <= 0 or box[1] + box[3] <= 0:
+                log.warning("%sbox %d %s lies outside the %dx%d image; its keypoints will score near 0",
+                            where, i, shown, w, h)
+    return arr
 
 
 class KeypointModel:
@@ -185,7 +230,7 @@ class PoseEstimator:
     def __call__(self, image: np.ndarray, boxes=None) -> list[Person]:
         image = check_image(image)
         if boxes is not None:
-            return self.estimate(image, np.asarray(boxes, np.float64).reshape(-1, 4))
+            return self.estimate(image, check_boxes(boxes, (image.shape[1], image.shape[0])))
         return self.find(image, self.detect(image)[:, :4])
 
     def find(self, image: np.ndarray, detections_xywh: np.ndarray) -> list[Person]:

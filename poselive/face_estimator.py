@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from poselive.boxes import box_iou, nms
-from poselive.estimator import KeypointModel, check_image
+from poselive.estimator import KeypointModel, check_boxes, check_image
 from poselive.face_detect import FaceDetectorUnavailable, detect_faces_haar, face_box_from_body, face_box_from_landmarks
 from poselive.filters import PoseSmoother, SmootherConfig
 from poselive.headpose import fit_head_pose
@@ -46,8 +46,9 @@ class FaceEstimator:
 
     def __call__(self, image: np.ndarray, boxes=None) -> list[Face]:
         image = check_image(image)
-        boxes = self.detect(image) if boxes is None else boxes
-        return self.estimate(image, np.asarray(boxes, np.float64).reshape(-1, 4))
+        if boxes is None:
+            return self.estimate(image, np.asarray(self.detect(image), np.float64).reshape(-1, 4))
+        return self.estimate(image, check_boxes(boxes, (image.shape[1], image.shape[0])))
 
     def estimate(self, image: np.ndarray, boxes_xywh: np.ndarray) -> list[Face]:
         """One Face per face box (x, y, w, h image px; see face_detect for the box convention), in order."""

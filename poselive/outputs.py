@@ -79,6 +79,11 @@ class JsonlWriter(_AtomicFile):
         self.discard()
 
 
+# The frame sizes OpenCV's mp4v (MPEG-4 part 2) writer opens for, per side, measured with OpenCV 4.14: 1 px
+# and 8192 px or more fail to open.
+MP4V_SIDE_PX = (2, 8191)
+
+
 class VideoWriter(_AtomicFile):
     """MP4 (mp4v) writer opened on the first frame, so the size comes from the frames themselves."""
 
@@ -90,10 +95,14 @@ class VideoWriter(_AtomicFile):
     def write(self, image: np.ndarray) -> None:
         if self._w is None:
             h, w = image.shape[:2]
+            if not (MP4V_SIDE_PX[0] <= min(w, h) and max(w, h) <= MP4V_SIDE_PX[1]):
+                raise PoseliveError(f"cannot write video {self.path}: its frames are {w}x{h} px, and the mp4v "
+                                    f"encoder takes {MP4V_SIDE_PX[0]} to {MP4V_SIDE_PX[1]} px a side")
             self.tmp = unfinished_paths(self.path)[1]
             self._w = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._w.isOpened():
-                raise PoseliveError(f"cannot write video {self.path}: OpenCV has no mp4v encoder here")
+                raise PoseliveError(f"cannot write video {self.path}: OpenCV cannot open an mp4v writer for "
+                                    f"{self.tmp} (no mp4v encoder in this build, or the folder is not writable)")
         self._w.write(image)
 
     def close(self) -> None:

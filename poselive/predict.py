@@ -1,12 +1,14 @@
 """`poselive predict IMAGES... --out results.json`: keypoints for still images, written as COCO results.
 
-Body (default): one result per person, `{"file_name", "image_id", "category_id": 1, "keypoints": [x, y,
-score] * 17 (flat, as COCO results are), "score", "bbox": [x, y, w, h]}` in image px (0-based pixel centres). People
-come from the model's own detector, or from --boxes, a json that maps file name -> [[x, y, w, h], ...] (one
-person per box) or a COCO keypoint json whose annotation boxes are used (and whose image ids are copied).
---render DIR also writes each image with what was found drawn on it. Faces (--task face): the same with
-"landmarks" (68 x [x, y, score], the shape the JSONL and the stream use) instead of "keypoints", and
-"head_pose" ({"yaw", "pitch", "roll"} in degrees) when the face model could be fitted.
+Body (default): one result per person, `{"file_name", "path" (the image's path as given), "image_id",
+"category_id": 1, "keypoints": [x, y, score] * 17 (flat, as COCO results are), "score", "bbox": [x, y, w, h]}` in
+image px (0-based pixel centres). People come from the model's own detector, or from --boxes, a json that maps
+file name -> [[x, y, w, h], ...] (one person per box) or a COCO keypoint json whose annotation boxes are used (and
+whose image ids are copied); a box that is not finite or has no area stops the command, naming it.
+--render DIR also writes each image with what was found drawn on it, as DIR/<image stem>.jpg; two images with
+one stem stop the command before any work. Faces (--task face): the same with "landmarks" (68 x [x, y, score],
+the shape the JSONL and the stream use) instead of "keypoints", and "head_pose" ({"yaw", "pitch", "roll"} in
+degrees) when the face model could be fitted.
 
 An image is known by its path as given, or by its file name alone. Every result has an image_id (so
 pycocotools' `loadRes` takes the file) and its file_name: the id comes from a COCO --boxes file, else from the
@@ -17,12 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from poselive.errors import PoseliveError
+from poselive.errors import InputError, PoseliveError, SourceError
+from poselive.estimator import check_boxes
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +34,34 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def expand_images(paths: list[str]) -> list[Path]:
-    """Files as given; a folder becomes its image files in name order."""
-    out = []
+    """Files as given; a folder becomes its image files in name order. A file named twice is read once."""
+    out, seen = [], set()
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(p)
+        for f in sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]:
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                out.append(f)
+    return out
+
+
+def render_paths(images: list[Path], folder: Path) -> dict[Path, Path]:
+    """Where --render draws each image: folder/<image stem>.jpg. Two images that would be drawn on one file
+    (1.jpg and 1.png, or a/1.jpg and b/1.jpg), or a drawing that would replace an input image, raise
+    InputError before any work starts."""
+    out: dict[Path, Path] = {}
+    taken: dict[Path, Path] = {}
+    inputs = {i.resolve() for i in images}
+    for image in images:
+        target = folder / f"{image.stem}.jpg"
+        key = target.resolve()
+        if key in taken:
+            raise InputError(f"--render: {taken[key]} and {image} would both be drawn as {target}; render them "
+                             f"into separate folders, or rename one")
+        if key in inputs:
+            raise InputError(f"--render {folder}: drawing {image} as {target} would replace an input image; "
+                             f"render into another folder")
+        taken[key] = image
+        out[image] = target
     return out
 
 
@@ -53,17 +78,12 @@ def read_boxes(path: str | Path) -> tuple[dict[str, list], dict[str, int]]:
         boxes = {n: [] for n in names.values()}
         for a in data["annotations"]:
             if not a.get("iscrowd", 0) and a["image_id"] in names:
-                boxes[names[a["image_id"]]].append([float(v) for v in a["bbox"]])
+                where = f"{path}: annotation {a.get('id', '?')} of {names[a['image_id']]!r}: "
+                boxes[names[a["image_id"]]] += check_boxes(a["bbox"], where=where).tolist()
         return boxes, {n: i for i, n in names.items()}
     if not isinstance(data, dict):
         raise PoseliveError(f"{path}: expected {{file_name: [[x, y, w, h], ...]}} or a COCO keypoint json")
-    boxes = {}
-    for name, bs in data.items():
-        arr = np.asarray(bs, np.float64)
-        if arr.size and (arr.ndim != 2 or arr.shape[1] != 4):
-            raise PoseliveError(f"{path}: boxes for {name!r} must be a list of [x, y, w, h]")
-        boxes[name] = arr.reshape(-1, 4).tolist()
-    return boxes, {}
+    return {name: check_boxes(bs, where=f"{path}: {name!r}: ").tolist() for name, bs in data.items()}, {}
 
 
 def _lookup(table: dict, image: Path):
@@ -89,8 +109,9 @@ def image_ids(images: list[Path], ids: dict[str, int]) -> list[int]:
     return out
 
 
-def _result(file_name: str, image_id: int, points_key: str, points: np.ndarray, score: float, bbox) -> dict:
-    r = {"file_name": file_name, "image_id": image_id}
+def _result(path: Path, image_id: int, points_key: str, points: np.ndarray, score: float, bbox) -> dict:
+    # file_name is what COCO tools match on; path (as given) tells apart images that share a name.
+    r = {"file_name": path.name, "path": str(path), "image_id": image_id}
     pts = np.asarray(points, np.float64)
     if points_key == "keypoints":  # COCO keypoint results: a flat list, which pycocotools reads
         r["category_id"] = 1
@@ -101,16 +122,16 @@ def _result(file_name: str, image_id: int, points_key: str, points: np.ndarray, 
     return r
 
 
-def _body_results(estimator, image: np.ndarray, boxes, file_name: str, image_id: int) -> list[dict]:
+def _body_results(estimator, image: np.ndarray, boxes, path: Path, image_id: int) -> list[dict]:
     people = estimator(image) if boxes is None else estimator(image, boxes=np.asarray(boxes).reshape(-1, 4))
-    return [_result(file_name, image_id, "keypoints", p.keypoints, p.score, p.bbox) for p in people]
+    return [_result(path, image_id, "keypoints", p.keypoints, p.score, p.bbox) for p in people]
 
 
-def _face_results(estimator, image: np.ndarray, boxes, file_name: str, image_id: int) -> list[dict]:
+def _face_results(estimator, image: np.ndarray, boxes, path: Path, image_id: int) -> list[dict]:
     faces = estimator(image) if boxes is None else estimator(image, boxes=boxes)
     out = []
     for f in faces:
-        r = _result(file_name, image_id, "landmarks", f.landmarks, f.score, f.bbox)
+        r = _result(path, image_id, "landmarks", f.landmarks, f.score, f.bbox)
         if f.head_pose is not None:
             r["head_pose"] = {k: round(float(getattr(f.head_pose, k)), 2) for k in ("yaw", "pitch", "roll")}
         out.append(r)
@@ -144,9 +165,19 @@ def _face_estimator(args):
 
 
 def predict_command(args) -> int:
+    from poselive.image_header import pixel_limit
+    from poselive.paths import check_paths
+    from poselive.sources import read_image
+    # Inputs and outputs are checked before any model loads (seconds), so a typo costs nothing.
+    check_paths(args.images, files={"--out": args.out}, folders={"--render": args.render})
     images = expand_images(args.images)
     if not images:
         raise PoseliveError("no images given (folders given held no .jpg/.png files)")
+    out = Path(args.out)
+    if out.resolve() in {i.resolve() for i in images}:
+        raise InputError(f"--out {out} is one of the images; writing it would replace the image")
+    drawn = render_paths(images, Path(args.render)) if args.render else {}
+    max_pixels = pixel_limit(args.max_megapixels)
     boxes, ids = read_boxes(args.boxes) if args.boxes else ({}, {})
     if args.task == "face":
         estimator, run = _face_estimator(args), _face_results
@@ -160,23 +191,28 @@ def predict_command(args) -> int:
         if not path.is_file():
             log.warning("skipping %s: no such file", path)
             continue
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        try:
+            image = read_image(path, max_pixels)
+        except SourceError as e:
+            log.warning("skipping %s", e)  # the message names the file
+            continue
         if image is None:
             log.warning("skipping %s: not a readable image", path)
             continue
         given = _lookup(boxes, path) if args.boxes else None
         if args.boxes and given is None:
             log.warning("%s has no entry in %s; detecting people instead", path.name, args.boxes)
-        found = run(estimator, image, given, path.name, image_id)
+        found = run(estimator, image, given, path, image_id)
         if args.render:
-            _render(image, found, Path(args.render) / f"{path.stem}.jpg")
+            _render(image, found, drawn[path])
         results += found
         done += 1
     if done == 0:
         raise PoseliveError(f"none of the {len(images)} images could be read")
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results))
+    tmp = out.with_name(f".{out.name}.part")  # renamed into place: a crash never leaves half a json
+    tmp.write_text(json.dumps(results))
+    os.replace(tmp, out)
     print(f"{len(results)} {'faces' if args.task == 'face' else 'people'} in {done} of {len(images)} images "
           f"-> {out}")
     return 0

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import re
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ import cv2
 import numpy as np
 
 from poselive.errors import SourceError
+from poselive.image_header import MAX_IMAGE_PIXELS, image_size
 from poselive.records import Frame
 from poselive.schemas import COCO17
 
@@ -164,6 +166,33 @@ def _bgr(image: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------- video files
+def _mp4_without_index(path: Path) -> bool:
+    """True for an ISO media file (MP4, MOV, M4V: it starts with an 'ftyp' box) none of whose top-level boxes
+    is the 'moov' index. Recorders (OpenCV's writer too) write the index last, so a file cut short while it
+    was written or downloaded keeps its frames but loses the index; a faststart or fragmented file has it
+    first and keeps it. Only box headers are read."""
+    try:
+        with open(path, "rb") as f:
+            end = os.fstat(f.fileno()).st_size
+            pos = 0
+            while pos + 8 <= end:
+                f.seek(pos)
+                head = f.read(16)
+                size, kind = struct.unpack(">I4s", head[:8])
+                if (pos == 0 and kind != b"ftyp") or kind == b"moov":
+                    return False
+                if size == 1:
+                    size = struct.unpack(">Q", head[8:16])[0]
+                elif size == 0:  # the last box runs to the end of the file
+                    break
+                if size < 8:
+                    return False  # not a box structure after all
+                pos += size
+            return pos > 0
+    except (OSError, struct.error):
+        return False
+
+
 class VideoFileSource(FrameSource):
     """A video file read with OpenCV (FFmpeg). Frame.video_time = index / fps. A file that stops decoding
     early (truncated download, damaged bytes) ends the iteration with a warning naming the frame where it
@@ -176,8 +205,12 @@ class VideoFileSource(FrameSource):
         cap = cv2.VideoCapture(str(path))
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"cannot open video {path}: OpenCV cannot read it (not a video, cut short before "
-                              f"its index, or a codec this OpenCV build lacks).")
+            if _mp4_without_index(path):
+                raise SourceError(f"cannot open video {path}: it is an MP4 (or MOV) file cut short before its "
+                                  f"index ('moov' box), which FFmpeg needs to read any frame; only MP4s written "
+                                  f"with the index first (faststart or fragmented) can be read up to a cut.")
+            raise SourceError(f"cannot open video {path}: OpenCV cannot read it (not a video, or a codec "
+                              f"this OpenCV build lacks).")
         fps = cap.get(cv2.CAP_PROP_FPS)
         if not (fps and math.isfinite(fps) and fps > 0):
             log.warning("video %s does not state its frame rate; assuming %g fps", path, DEFAULT_FPS)
@@ -249,31 +282,44 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
                   key=_natural_key)
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray | None:
+def read_image(path: str | os.PathLike, max_pixels: int | None = MAX_IMAGE_PIXELS) -> np.ndarray | None:
     """(H, W, 3) uint8 BGR, or None when the file cannot be read or decoded. Reads bytes through numpy so
-    non-ASCII paths work on every platform."""
+    non-ASCII paths work on every platform. An image of more than `max_pixels` pixels (None: no limit) raises
+    SourceError; its size is read from the header, before anything is decoded."""
     try:
         data = np.fromfile(str(path), np.uint8)
     except OSError:
         return None
     if data.size == 0:
         return None
+    if max_pixels is not None and (wh := image_size(data.tobytes())) is not None:
+        _check_pixels(path, wh, max_pixels)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if image is not None and max_pixels is not None:  # a format whose header was not read above
+        _check_pixels(path, (image.shape[1], image.shape[0]), max_pixels)
     return None if image is None else _bgr(image)
+
+
+def _check_pixels(path, wh: tuple[int, int], max_pixels: int) -> None:
+    if wh[0] * wh[1] > max_pixels:
+        raise SourceError(f"{Path(path).name}: {wh[0]}x{wh[1]} px is over the limit of {max_pixels / 1e6:g} "
+                          f"megapixels; raise it with --max-megapixels")
 
 
 class ImageSequenceSource(FrameSource):
     """A list of image files, e.g. the sorted images of a folder. Frame.index is the file's position in
     `paths` (so it still names the file when an unreadable one is skipped); video_time = index / fps."""
 
-    def __init__(self, paths: list[Path], name: str, fps: float = DEFAULT_FPS, realtime: bool = False):
+    def __init__(self, paths: list[Path], name: str, fps: float = DEFAULT_FPS, realtime: bool = False,
+                 max_pixels: int | None = MAX_IMAGE_PIXELS):
         super().__init__(name, float(fps), is_live=realtime, frame_count=len(paths))
         self.paths = list(paths)
+        self.max_pixels = max_pixels
         self.skipped: list[Path] = []
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike, fps: float = DEFAULT_FPS,
-                    realtime: bool = False) -> ImageSequenceSource:
+    def from_folder(cls, folder: str | os.PathLike, fps: float = DEFAULT_FPS, realtime: bool = False,
+                    max_pixels: int | None = MAX_IMAGE_PIXELS) -> ImageSequenceSource:
         folder = Path(folder)
         if not folder.is_dir():
             raise SourceError(f"cannot open image folder {folder}: no such folder.")
@@ -281,16 +327,20 @@ class ImageSequenceSource(FrameSource):
         if not paths:
             raise SourceError(f"cannot open image folder {folder}: it holds no images "
                               f"({', '.join(IMAGE_EXTENSIONS[:5])}, ...).")
-        return cls(paths, f"folder {folder.name or folder}", fps, realtime)
+        return cls(paths, f"folder {folder.name or folder}", fps, realtime, max_pixels)
 
     def _frames(self) -> Iterator[Frame]:
         pacer = _Pacer(self._stop_event) if self.is_live else None
         for index, path in enumerate(self.paths):
             if self.stopping:
                 return
-            image = read_image(path)
+            try:
+                image = read_image(path, self.max_pixels)
+                why = f"{path.name}, it cannot be read as an image"
+            except SourceError as e:
+                image, why = None, str(e)
             if image is None:
-                log.warning("%s: skipping %s, it cannot be read as an image", self.name, path.name)
+                log.warning("%s: skipping %s", self.name, why)
                 self.skipped.append(path)
                 continue
             video_time = index / self.fps
@@ -577,13 +627,32 @@ class SyntheticSource(FrameSource):
 
 
 # -------------------------------------------------------------------------------------------- open_source
+def _local_spec(spec: str | int | os.PathLike) -> str | None:
+    """The file or folder path a source spec names (a "file://" URL's path included), or None for a camera,
+    a stream URL or a synthetic scene."""
+    text = os.fspath(str(spec) if isinstance(spec, int) else spec).strip()
+    if _SYNTHETIC_SPEC.match(text) or _CAMERA_SPEC.match(text):
+        return None
+    if _URL_SPEC.match(text):
+        return text[len("file://"):] if text.lower().startswith("file://") else None
+    return text
+
+
+def source_path(spec: str | int | os.PathLike) -> Path | None:
+    """The local file or folder a source spec names, or None for a camera, stream or synthetic scene; lets a
+    command check its input before it loads a model."""
+    text = _local_spec(spec)
+    return None if text is None else Path(text).expanduser()
+
+
 def open_source(spec: str | int | os.PathLike, *, realtime: bool = False, fps: float | None = None,
                 size: tuple[int, int] | None = None, frames: int | None = None,
-                retry: RetryPolicy = RetryPolicy()) -> FrameSource:
+                retry: RetryPolicy = RetryPolicy(), max_pixels: int | None = MAX_IMAGE_PIXELS) -> FrameSource:
     """Open what `spec` names (see the module docstring). realtime: pace files, folders and synthetic
     scenes at their frame rate (they then count as live); fps: frame rate asked of a camera, or the nominal
     rate of an image folder or synthetic scene; size: (w, h) asked of a camera, or of the synthetic scene;
-    frames: length of the synthetic scene; retry: how a lost camera or stream is reopened.
+    frames: length of the synthetic scene; retry: how a lost camera or stream is reopened; max_pixels: images
+    larger than this are skipped with a warning (None: no limit).
     Raises SourceError with one sentence when it cannot be opened."""
     if isinstance(spec, int):
         spec = str(spec)
@@ -593,18 +662,16 @@ def open_source(spec: str | int | os.PathLike, *, realtime: bool = False, fps: f
         return SyntheticSource(frames=n, fps=fps or 30.0, size=size or (640, 480), realtime=realtime)
     if m := _CAMERA_SPEC.match(text):
         return open_camera(int(m.group(1)), m.group(2), size=size, fps=fps, retry=retry)
-    if _URL_SPEC.match(text):
-        if text.lower().startswith("file://"):
-            text = text[len("file://"):]
-        else:
-            return open_stream(text, retry)
-    path = Path(text).expanduser()
+    local = _local_spec(text)
+    if local is None:
+        return open_stream(text, retry)
+    path = Path(local).expanduser()
     if path.is_dir():
-        return ImageSequenceSource.from_folder(path, fps or DEFAULT_FPS, realtime)
+        return ImageSequenceSource.from_folder(path, fps or DEFAULT_FPS, realtime, max_pixels)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
         if not path.is_file():
             raise SourceError(f"cannot open image {path}: no such file.")
-        return ImageSequenceSource([path], f"image {path.name}", fps or DEFAULT_FPS, realtime)
+        return ImageSequenceSource([path], f"image {path.name}", fps or DEFAULT_FPS, realtime, max_pixels)
     if not path.exists():
         if path.suffix:
             raise SourceError(f"cannot open video {path}: no such file.")

@@ -25,6 +25,7 @@ H, W = CFG.input_wh[1], CFG.input_wh[0]
 SIZES = [(H, W), (97, 203)]  # the config's input size, and an odd one the export never saw
 # Where only the file handling matters, a tiny network keeps the exports quick.
 TINY = NetConfig("tiny", "coco17", (48, 64), stacks=2, depth=2, width=16, stem_width=8, block="bottleneck")
+TINY_FACE = NetConfig("tiny-face", "face68", (48, 64), stacks=1, depth=2, width=16, stem_width=8, block="bottleneck")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -209,6 +210,35 @@ def test_a_stale_shipped_onnx_file_is_not_used(tiny, tmp_path):
     save_checkpoint(weights, tiny)
     stale = export_onnx(tiny, tmp_path / "tiny.onnx", source_sha256="0" * 64)
     assert make_backend(weights, "onnx").path != stale
+
+
+@pytest.fixture(scope="module")
+def foreign_onnx(tmp_path_factory):
+    """A face network's ONNX export (68 heatmaps), made without the hash of any weights."""
+    torch.manual_seed(1)
+    return export_onnx(StackedHourglass(TINY_FACE).eval(), tmp_path_factory.mktemp("foreign") / "face.onnx")
+
+
+@pytest.mark.faults
+@needs_ort
+@pytest.mark.parametrize("metadata", ["its own config", "none"])
+def test_a_foreign_onnx_file_beside_the_weights_is_refused(tiny, foreign_onnx, tmp_path, metadata, caplog):
+    """face-lite's ONNX renamed body-lite.onnx once ran silently, every score 0: a file made for another network
+    (by the config it carries, or without one by its 68 heatmaps against the 17 asked for) is refused, and
+    device 'auto' runs torch instead."""
+    import onnx
+    weights = tmp_path / "body.pt"
+    save_checkpoint(weights, tiny)
+    proto = onnx.load(str(foreign_onnx))
+    if metadata == "none":
+        del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "body.onnx"))
+    with pytest.raises(WeightsError, match=r"body.onnx (holds the tiny-face network \(face68\), not tiny "
+                                           r"\(coco17\)|gives 68 heatmaps, but tiny \(coco17\) has 17)"):
+        make_backend(weights, "onnx")
+    if not torch.cuda.is_available():
+        assert make_backend(weights, "auto").name == "torch-cpu"
+        assert "body.onnx" in caplog.text
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")

@@ -78,11 +78,13 @@ def test_half_storage_halves_a_shipped_model(tmp_path):
     assert os.path.getsize(tmp_path / "half.pt") < 0.6 * os.path.getsize(tmp_path / "full.pt")
 
 
+@pytest.mark.faults
 def test_missing_file(tmp_path):
     msg = assert_one_line_weights_error(tmp_path / "nope.pt")
     assert "does not exist" in msg
 
 
+@pytest.mark.faults
 def test_truncated_file(tmp_path):
     path = tmp_path / "cut.pt"
     save_checkpoint(path, trained_looking(TINY_BODY))
@@ -91,12 +93,14 @@ def test_truncated_file(tmp_path):
     assert "truncated" in assert_one_line_weights_error(path)
 
 
+@pytest.mark.faults
 def test_random_bytes_file(tmp_path):
     path = tmp_path / "noise.pt"
     path.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
     assert_one_line_weights_error(path)
 
 
+@pytest.mark.faults
 def test_a_torch_file_that_is_not_a_poselive_checkpoint(tmp_path):
     path = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, path)
@@ -120,6 +124,7 @@ def test_weights_that_do_not_fit_their_config(tmp_path):
     assert "does not match" in assert_one_line_weights_error(path)
 
 
+@pytest.mark.faults
 def test_cli_reports_a_missing_weights_file_on_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["export-onnx", "missing.pt", "x.onnx"]) == 2

@@ -339,3 +339,34 @@ def test_compiled_decoder_refuses_bad_input_with_a_clear_message():
         codec._compiled.find_peaks(np.zeros((1, 1, 4, 4), np.float32), 0.1, -1, 2.0)
     with pytest.raises(ValueError, match="blur_sigma"):
         codec._compiled.decode_heatmaps(np.zeros((1, 1, 4, 4), np.float32), float("nan"))
+
+
+# ------------------------------------------------------------------------------------------- limits
+@pytest.mark.faults
+def test_a_huge_blur_sigma_costs_no_more_than_the_map_allows(decoder_impl):
+    """A blur kernel never reads outside the map, so no kernel wider than the map is made: at sigma 1000 the
+    decoders use a few kB, not the 144 MB kernel table of radius 3000 (53 GiB at sigma 20000)."""
+    import tracemalloc
+    hm = np.random.default_rng(11).random((1, 17, 32, 24)).astype(np.float32)
+    sigma = 1000.25  # a value no earlier test cached a kernel table for
+    tracemalloc.start()
+    try:
+        xy, _ = decode_heatmaps(hm, sigma)
+        pxy, _, counts = find_peaks(hm, 0.5, 5, sigma)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak_bytes < 5e6, peak_bytes
+    assert np.isfinite(xy).all() and counts.sum() > 0
+    if decoder_impl == "cython":
+        both_twins_agree(hm, sigma)
+        both_peak_finders_agree(hm, 0.5, 5, sigma)
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("shape", [(1, 2, 0, 5), (1, 2, 4, 0), (0, 17, 0, 0)])
+def test_maps_without_pixels_have_no_peaks_and_no_maximum(decoder_impl, shape):
+    xy, scores, counts = find_peaks(np.zeros(shape, np.float32), topk=3)
+    assert xy.shape == (*shape[:2], 3, 2) and scores.shape == (*shape[:2], 3) and not counts.any()
+    with pytest.raises(ValueError, match="at least 1x1 px"):
+        decode_heatmaps(np.zeros(shape, np.float32))

@@ -172,14 +172,17 @@ def test_coco_boxes_file_gives_image_ids(fashion_photo, random_weights, tmp_path
 
 
 def test_nothing_readable_is_an_error(random_weights, tmp_path, capsys):
-    assert main(["predict", str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "r.json"),
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    assert main(["predict", str(broken), "--out", str(tmp_path / "r.json"),
                  "--model", str(random_weights), "--device", "cpu"]) == 2
     assert "none of the 1 images could be read" in capsys.readouterr().err
 
 
 def test_face_predict_says_clearly_when_there_is_no_face_estimator(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "poselive.face_estimator", None)  # as in a version without faces
-    assert main(["predict", "x.jpg", "--task", "face", "--out", str(tmp_path / "r.json")]) == 2
+    (tmp_path / "x.jpg").write_bytes(b"")
+    assert main(["predict", str(tmp_path / "x.jpg"), "--task", "face", "--out", str(tmp_path / "r.json")]) == 2
     assert "face prediction is not available yet" in capsys.readouterr().err
 
 

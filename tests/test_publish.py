@@ -276,6 +276,7 @@ def test_websocket_clients_get_well_formed_messages_in_order():
         assert all(check_message(m) == [] for m in rd.messages)
 
 
+@pytest.mark.faults
 def test_a_web_page_from_another_site_is_refused():
     with StreamServer(ws="127.0.0.1:0") as server:
         with pytest.raises(websockets.exceptions.InvalidStatus, match="403"):
@@ -286,6 +287,42 @@ def test_a_web_page_from_another_site_is_refused():
             pass
 
 
+@pytest.mark.faults
+@pytest.mark.parametrize("remote", [False, True])
+def test_the_origin_check_holds_in_every_mode_and_allow_origin_adds_one(remote):
+    """--allow-remote once turned the Origin check off, so any web page open in the user's browser could read
+    the stream; now only --allow-origin lets a site in. (Bound on loopback: tests open no public port.)"""
+    with StreamServer(ws="127.0.0.1:0", allow_remote=remote, allow_origins=("https://Trusted.example/",)) as server:
+        with pytest.raises(websockets.exceptions.InvalidStatus, match="403"):
+            connect(server.ws.address, origin="https://evil.example", open_timeout=5)
+        with connect(server.ws.address, origin="https://trusted.example", open_timeout=5):
+            pass
+    with pytest.raises(PoseliveError, match="--allow-origin 'trusted.example': write an origin as"):
+        StreamServer(ws="127.0.0.1:0", allow_origins=("trusted.example",))
+
+
+@pytest.mark.faults
+def test_a_server_reachable_from_other_machines_asks_for_the_token_it_prints():
+    remote = StreamServer(ws="0.0.0.0:0", allow_remote=True)  # not started: nothing is bound
+    token = remote.ws.token
+    assert token and len(token) >= 16 and f"/?token={token}" in remote.describe()
+    assert StreamServer(ws="127.0.0.1:0").ws.token is None  # loopback: games connect as before
+    from poselive.publish.ws import WebSocketPublisher
+    pub = WebSocketPublisher("127.0.0.1", 0, token=token)
+    pub.start()
+    try:
+        for url in (pub.address, f"{pub.address}/?token=wrong", f"{pub.address}/?token="):
+            with pytest.raises(websockets.exceptions.InvalidStatus, match="401"):
+                connect(url, open_timeout=5)
+        with pytest.raises(websockets.exceptions.InvalidStatus, match="403"):  # the token is not an origin pass
+            connect(pub.url, origin="https://evil.example", open_timeout=5)
+        with connect(pub.url, open_timeout=5):
+            pass
+    finally:
+        pub.close()
+
+
+@pytest.mark.faults
 def test_bad_clients_neither_stop_nor_slow_the_pipeline():
     """While frames are published every 5 ms: a client sends junk text and binary (ignored, it stays), one
     sends a message over the size limit (closed, 1009), one breaks the framing (closed), one vanishes
@@ -365,7 +402,7 @@ def test_serve_command_publishes_gesture_events(monkeypatch, capsys):
     rx = udp_receiver()
     port = rx.getsockname()[1]
     args = argparse.Namespace(source="synthetic:40", udp=f"127.0.0.1:{port}", ws=None, osc=None,
-                              allow_remote=False, task="body", device="onnx", max_frames=40)
+                              allow_remote=False, allow_origin=[], task="body", device="onnx", max_frames=40)
     assert serve_command(args) == 0
     msgs = [json.loads(d) for d in drain(rx)]
     rx.close()

@@ -60,6 +60,7 @@ def test_missing_file_raises_one_sentence(tmp_path):
         open_source(str(tmp_path / "no_folder"))
 
 
+@pytest.mark.faults
 def test_not_a_video_and_empty_folder_raise_source_error(tmp_path):
     junk = tmp_path / "junk.avi"
     junk.write_bytes(b"this is not a video" * 50)
@@ -101,6 +102,7 @@ def test_ffmpegs_own_lines_are_silenced(tmp_path):
     assert len(ours) == 1 and ours[0].startswith("cannot open video no_index.mp4") and "cut short" in ours[0]
 
 
+@pytest.mark.faults
 def test_truncated_video_stops_with_warning_and_keeps_frames_before_the_cut(tmp_path, caplog):
     path = shared_video("vtest.avi")
     cut = tmp_path / "cut.avi"

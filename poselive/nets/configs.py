@@ -23,6 +23,21 @@ class NetConfig:
     blur_sigma: float = 1.5        # DARK modulation, heatmap px
     extra_outputs: int = 0         # channels after the keypoint heatmaps (e.g. a detector's size maps)
 
+    def __post_init__(self):
+        """Every field within RANGES: a checkpoint's config builds its network before the weights are matched
+        to it, so a file claiming width 200000 would otherwise try to allocate hundreds of GB."""
+        if not (isinstance(self.input_wh, tuple) and len(self.input_wh) == 2):
+            raise ValueError(f"config field input_wh = {self.input_wh!r} is not a (width, height) pair")
+        for name, (lo, hi) in RANGES.items():
+            value = getattr(self, name)
+            kinds = (int, float) if isinstance(lo, float) else (int,)
+            for v in value if name == "input_wh" else (value,):
+                if isinstance(v, bool) or not isinstance(v, kinds) or not lo <= v <= hi:
+                    raise ValueError(f"config field {name} = {value!r} is not a number from {lo:g} to {hi:g}")
+        if self.block not in ("inverted", "bottleneck"):
+            raise ValueError(f"config field block = {self.block!r} is neither 'inverted' nor 'bottleneck'")
+        schema_by_name(self.schema)  # an unknown schema raises here, naming it
+
     @property
     def num_keypoints(self) -> int:
         return schema_by_name(self.schema).num_keypoints
@@ -46,6 +61,15 @@ class NetConfig:
         d["input_wh"] = tuple(d["input_wh"])
         return cls(**d)
 
+
+# What a config may ask for, field by field (input_wh per side): room above the largest shipped model
+# (body-full: width 192, 4 stacks, depth 4), while the largest network these allow has 0.68 GB of float32
+# weights (inverted blocks at every maximum; measured on torch's meta device).
+RANGES: dict[str, tuple] = {
+    "input_wh": (8, 4096), "stacks": (1, 8), "depth": (1, 6), "width": (8, 256), "stem_width": (8, 128),
+    "expansion": (1, 4), "blocks_per_level": (1, 2), "sigma": (0.1, 16.0), "blur_sigma": (0.0, 16.0),
+    "extra_outputs": (0, 16),
+}
 
 # body-lite: dense residual blocks train ~2x faster than depthwise ones on a 2-core CPU at the same latency,
 # and a 128x96 crop keeps a heatmap of 32x24, enough for DARK to place joints well inside OKS tolerances.

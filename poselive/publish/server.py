@@ -8,12 +8,16 @@ Every arrow is a bounded queue that drops the oldest message when the side after
 publishing never makes the pipeline wait: `publish()` only appends to a deque.
 
 Addresses are loopback only (127.0.0.0/8, ::1, localhost) unless allow_remote: a pose stream shows where a
-person is and what they do, which should not leave the machine by accident.
+person is and what they do, which should not leave the machine by accident. A WebSocket server on a
+non-loopback address asks every client for a token (printed at start), and in every mode web pages from other
+sites are refused unless allowed by origin (publish/ws.py).
 """
 from __future__ import annotations
 
 import ipaddress
 import logging
+import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poselive.errors import PoseliveError
+from poselive.errors import InputError, PoseliveError
 from poselive.gestures import GestureDetector, GestureEvent
 from poselive.publish.messages import MAX_DATAGRAM_BYTES, Encoded, encode, frame_message
 from poselive.publish.osc import osc_publisher
@@ -77,6 +81,14 @@ def parse_endpoint(text: str, kind: str, allow_remote: bool = False) -> Endpoint
     return Endpoint(host, port)
 
 
+def parse_origin(text: str) -> str:
+    """A web page origin for --allow-origin: "scheme://host[:port]", lower-cased, without a trailing slash."""
+    origin = text.strip().rstrip("/").lower()
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/?#\s]+", origin):
+        raise InputError(f"--allow-origin {text!r}: write an origin as scheme://host[:port], e.g. https://example.com")
+    return origin
+
+
 def is_loopback(host: str) -> bool:
     """True for localhost and loopback IP addresses; no name is looked up."""
     if host.lower() == "localhost":
@@ -113,7 +125,9 @@ class StreamServer:
     """
 
     def __init__(self, udp: str | None = None, ws: str | None = None, osc: str | None = None, *,
-                 allow_remote: bool = False, max_datagram_bytes: int = MAX_DATAGRAM_BYTES, queue_size: int = 4):
+                 allow_remote: bool = False, allow_origins: tuple[str, ...] = (),
+                 max_datagram_bytes: int = MAX_DATAGRAM_BYTES, queue_size: int = 4):
+        """allow_origins: web page origins ("https://host[:port]") that may connect besides local pages."""
         if not (udp or ws or osc):
             raise PoseliveError("nowhere to publish: give --ws, --udp or --osc HOST:PORT")
         self.ws: WebSocketPublisher | None = None
@@ -122,9 +136,12 @@ class StreamServer:
         # Every address is checked before anything is opened, so a refused one leaves nothing half started.
         eps = {kind: parse_endpoint(text, kind, allow_remote) for kind, text in
                (("WebSocket", ws), ("UDP", udp), ("OSC", osc)) if text}
+        origins = tuple(parse_origin(o) for o in allow_origins)
         if "WebSocket" in eps:
             e = eps["WebSocket"]
-            self.ws = WebSocketPublisher(e.host, e.port, queue_size, allow_any_origin=allow_remote)
+            # Reachable from other machines: only a client that was shown the token gets the stream.
+            token = None if is_loopback(e.host) else secrets.token_urlsafe(16)
+            self.ws = WebSocketPublisher(e.host, e.port, queue_size, allowed_origins=origins, token=token)
         if "UDP" in eps:
             e = eps["UDP"]
             self.udp = UdpPublisher(_target_address(e.host, "UDP"), e.port, json_datagrams(max_datagram_bytes),
@@ -148,7 +165,7 @@ class StreamServer:
         self.encode_ms: deque[float] = deque(maxlen=10_000)
 
     def describe(self) -> str:
-        return ", ".join(f"{p.address}" for p in self.publishers)
+        return ", ".join(p.url if p is self.ws else p.address for p in self.publishers)
 
     def start(self) -> StreamServer:
         started = []
@@ -250,16 +267,27 @@ def run_stream(source, server: StreamServer, pipeline=None, *, tasks: str = "bod
 def serve_command(args) -> int:
     """`poselive serve`: without any of --ws, --udp, --osc, serves WebSocket on 127.0.0.1:8765."""
     from poselive.app import build_pipeline
+    from poselive.sources import open_source
     ws = args.ws
     if not (args.udp or args.ws or args.osc):
         ws = f"127.0.0.1:{DEFAULT_PORTS['WebSocket']}"
-    server = StreamServer(udp=args.udp, ws=ws, osc=args.osc, allow_remote=args.allow_remote)
-    pipe = build_pipeline(args.task, args.device)
+    server = StreamServer(udp=args.udp, ws=ws, osc=args.osc, allow_remote=args.allow_remote,
+                          allow_origins=tuple(args.allow_origin))
+    # The source is opened before the models load, so a missing file is reported at once.
+    source = open_source(args.source, realtime=True)
+    try:
+        pipe = build_pipeline(args.task, args.device)
+    except BaseException:
+        source.close()
+        raise
     n = 0
-    with server:
+    with source, server:
         print(f"publishing to {server.describe()} (Ctrl-C to stop)", flush=True)
+        if server.ws is not None and server.ws.token:
+            print("clients on other machines connect with the token above; web pages from other sites also "
+                  "need --allow-origin", flush=True)
         try:
-            n = run_stream(args.source, server, pipe, max_frames=getattr(args, "max_frames", None))
+            n = run_stream(source, server, pipe, max_frames=getattr(args, "max_frames", None))
         except KeyboardInterrupt:
             pass
     ms = server.stats().get("publish_ms", {})

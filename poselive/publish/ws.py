@@ -8,17 +8,21 @@ the other clients. The stream is one-way: what clients send is read and ignored;
 neither touches the server. A client that stops answering pings is dropped after `ping_timeout_s`.
 
 Browsers: a page may connect when it has no Origin (non-browser clients: game engines, scripts), a "null"
-origin (a page opened from a file), or a localhost origin; other web sites are refused (403) unless
-`allow_any_origin` (set by --allow-remote), so a site open in the user's browser cannot read their skeleton.
+origin (a page opened from a file), a localhost origin, or one of `allowed_origins` (--allow-origin); other web
+sites are refused (403), in every mode, so a site open in the user's browser cannot read their skeleton.
+With a `token` (set for a server reachable from other machines), a client must also ask for
+ws://HOST:PORT/?token=TOKEN; one without it is refused (401).
 """
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
 import threading
 import time
 from collections import deque
+from urllib.parse import parse_qs, urlsplit
 
 from poselive.errors import PoseliveError
 from poselive.publish.messages import Encoded
@@ -47,13 +51,14 @@ class WebSocketPublisher:
     from any thread without waiting, `close()` lets queued messages go out (up to `drain_s`) and stops."""
 
     def __init__(self, host: str, port: int, queue_size: int = 4, max_incoming_bytes: int = 4096,
-                 ping_interval_s: float = 5.0, ping_timeout_s: float = 5.0, allow_any_origin: bool = False,
-                 drain_s: float = 0.5):
+                 ping_interval_s: float = 5.0, ping_timeout_s: float = 5.0, allowed_origins: tuple[str, ...] = (),
+                 token: str | None = None, drain_s: float = 0.5):
         self.host, self.port = host, port
         self.queue_size = queue_size
         self.max_incoming_bytes = max_incoming_bytes
         self.ping_interval_s, self.ping_timeout_s = ping_interval_s, ping_timeout_s
-        self.allow_any_origin = allow_any_origin
+        self.allowed_origins = {o.lower() for o in allowed_origins}
+        self.token = token
         self.drain_s = drain_s
         self.clients: set[_Client] = set()
         self.connections = 0        # clients ever connected
@@ -69,6 +74,11 @@ class WebSocketPublisher:
     def address(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """What a client connects to: the address, with the token when one is needed."""
+        return self.address + (f"/?token={self.token}" if self.token else "")
 
     def start(self, timeout_s: float = 10.0) -> None:
         try:
@@ -153,12 +163,19 @@ class WebSocketPublisher:
             log.info("WebSocket client %s gone after %d messages (%d dropped): %s; %d clients now", c.name,
                      c.sent, c.dropped, reason, len(self.clients))
 
-    def _check_origin(self, connection, request):
-        origin = request.headers.get("Origin")
-        if self.allow_any_origin or origin is None or origin == "null" or _LOCAL_ORIGIN.match(origin):
-            return None
-        log.warning("refused a WebSocket connection from the web page at %s (not a local origin)", origin)
+    def _check_request(self, connection, request):
         from http import HTTPStatus
+        if self.token is not None:
+            given = parse_qs(urlsplit(request.path).query).get("token", [""])[0]
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                log.warning("refused a WebSocket connection without the right token")
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "poselive: connect to the URL with "
+                                                                   "?token= that `poselive serve` printed\n")
+        origin = request.headers.get("Origin")
+        if origin is None or origin == "null" or _LOCAL_ORIGIN.match(origin) or origin.lower() in self.allowed_origins:
+            return None
+        log.warning("refused a WebSocket connection from the web page at %s (not a local origin; "
+                    "--allow-origin %s lets it in)", origin, origin)
         return connection.respond(HTTPStatus.FORBIDDEN, "poselive serves local pages only\n")
 
     async def _main(self) -> None:
@@ -171,7 +188,7 @@ class WebSocketPublisher:
                                  # saves; the queue, not the library's buffer, holds the backlog.
                                  compression=None, max_queue=4, write_limit=64 * 1024,
                                  ping_interval=self.ping_interval_s, ping_timeout=self.ping_timeout_s,
-                                 close_timeout=1.0, open_timeout=5.0, process_request=self._check_origin,
+                                 close_timeout=1.0, open_timeout=5.0, process_request=self._check_request,
                                  logger=_library_log)
         except OSError as e:
             self._error = e
