@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--detections", action="store_true", help="also score with the model's own detections")
     p.add_argument("--det-size", type=int, default=256, help="letterbox side for the person detector (larger "
                    "finds smaller people)")
-    p.add_argument("--det-threshold", type=float, default=0.1, help="person-centre score a detection needs")
+    p.add_argument("--det-threshold", type=float, default=0.25, help="person-centre score a detection needs "
+                   "(the default is PoseEstimator's: see `poselive eval --task thresholds`)")
     _detector(p)
     _det_tiles(p)
     p.add_argument("--baseline", action="store_true", help="also run MediaPipe (body) / dlib (face) if installed")

@@ -22,7 +22,7 @@ class PersonDetector:
     letterboxed to half that side and merge. The network sees a fixed number of px around each centre, so a
     person filling the frame (a close-up, someone seated at the camera) is beyond what the main pass can size;
     at half the side he is not.
-    Measured with the shipped body-det at threshold 0.1 (fifth-session weights, `runs/pyrexp.py`): people
+    Measured with the shipped body-det at threshold 0.1 (its 2026-11-30 13:26 weights, `runs/pyrexp.py`): people
     boxed at IoU 0.5 went 0.807 -> 0.845 on our validation split and 0.547 -> 0.593 on coco_mini, box AP@0.5
     0.584 -> 0.635 and 0.129 -> 0.130, for a quarter of a pass more. tiles: also run on the four corner tiles
     (TILE_FRACTION of each side) and merge; a small person then gets 1 / TILE_FRACTION times the pixels, for four

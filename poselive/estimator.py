@@ -183,26 +183,26 @@ class PoseEstimator:
     """Bodies (COCO-17) in an image. See the module docstring.
 
     model: name of shipped weights ("body-lite") or a .pt path; detector: the person detector's weights
-    ("body-det-2"), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
-    detection (larger finds smaller people); det_threshold: the person-centre score a detection needs (measured
-    2026-11-30 with body-det: 0.1 boxed 55% of the coco_mini people where 0.2 boxed 35%, and recall at OKS
-    0.5 was 0.186 against 0.140; the keypoints then judge each box); threads: ONNX
-    Runtime threads per network (None: one per core; 1 where several processes share the cores, as Ray workers
-    do); min_person_score: a person the detector found is returned only when its confident joints average
-    this much (people in given boxes always are); refine: see `find`; flip_test: average each crop's heatmaps
-    with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes, body-lite
-    step 8,682) OKS AP 0.387 -> 0.403, PCK@0.2 0.906 -> 0.913, recall at OKS 0.5 0.717 -> 0.703, for twice the
-    network time. The live pipeline runs the network itself, without. det_tiles: the detector also looks at
-    the image's four corner tiles (`PersonDetector`), for small people; it always looks at the whole image
-    twice, at `det_size` and half of it, for large ones.
+    (DEFAULT_DETECTOR), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
+    detection (larger finds smaller people); det_threshold: the person-centre score a detection needs; threads:
+    ONNX Runtime threads per network (None: one per core; 1 where several processes share the cores, as Ray
+    workers do); min_person_score: a person the detector found is returned only when its confident joints
+    average this much (people in given boxes always are); refine: see `find`; flip_test: average each crop's
+    heatmaps with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes, body-lite step
+    8,682) OKS AP 0.387 -> 0.403, PCK@0.2 0.906 -> 0.913, recall at OKS 0.5 0.717 -> 0.703, for twice the
+    network time. The live pipeline runs the network itself, without. det_tiles: the detector also looks at the
+    image's four corner tiles (`PersonDetector`), for small people; it always looks at the whole image twice, at
+    `det_size` and half of it, for large ones.
 
-    Why 0.4: on our validation split and coco_mini, every detected person that matched a real one at OKS 0.5
-    scored at least 0.4, while 25% and 56% of all detections scored less; on random-noise frames 32 of 33
-    detections did (they score 0.22-0.44)."""
+    Why 0.25 and 0.55: the precision/recall table of `poselive eval --task thresholds` (our validation split's
+    290 people, and the 352 held-out photos of nobody in negatives/scene15; body-det-3 and body-lite,
+    2026-12-03): the pair with the highest recall at OKS 0.5 (0.710, precision 0.831) among those that report
+    somebody on at most 2% of the empty photos (1.7%). The former 0.1 and 0.4 gave recall 0.734 but reported
+    people on 22% of them."""
 
     def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
-                 detector: str | os.PathLike = DEFAULT_DETECTOR, det_size: int = 256, det_threshold: float = 0.1,
-                 threads: int | None = None, min_person_score: float = 0.4, refine: bool = True,
+                 detector: str | os.PathLike = DEFAULT_DETECTOR, det_size: int = 256, det_threshold: float = 0.25,
+                 threads: int | None = None, min_person_score: float = 0.55, refine: bool = True,
                  flip_test: bool = True, det_tiles: bool = False):
         self.keypoints = KeypointModel(model, device, expect_schema="coco17", threads=threads)
         self.min_person_score = min_person_score

@@ -23,36 +23,36 @@ from poselive.tracking import Tracker, TrackerConfig
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """detect_every: run the detector at least every N frames (new people appear); det_threshold: the
-    person-centre score a detection needs; min_person_score: drop a person whose confident joints average
+    """detect_every: run the detector at least every N frames (new people appear, tracks need its evidence);
+    det_threshold: the person-centre score a detection needs to start a track; confirm_threshold: to back one;
+    min_person_score: drop a person whose confident joints average
     below this; duplicate_iou, same_pose_oks: when two people found are one (see poselive.duplicates);
     smoothing: One Euro on keypoints; keep_heatmaps: keep each crop's heatmaps in the result (for the
     heatmap overlay)."""
     detect_every: int = 8
-    # Stricter than a still photo's 0.1 (PoseEstimator): a video's tracks bring back the people a frame's
-    # detector misses, while every extra box costs a crop on each detector frame. On demos/vtest_short.mp4
-    # 0.1 gave 61 ids and 318 ms a frame against 28 ids and 153 ms with 0.2 (close-up clip: 34 ids vs 9).
-    det_threshold: float = 0.2
+    # A new person needs a detection scoring det_threshold and joints averaging min_new_score (the tracker's): the
+    # pair with the highest recall at OKS 0.5 (0.686, precision 0.757) among those that report somebody on at
+    # most 1% of the held-out photos of nobody (0.9%), one pass a crop as here (`poselive eval --task
+    # thresholds`, body-det-3 and body-lite, 2026-12-03). 1%, not the 2% still photos allow: a camera looks at
+    # the same empty room for hours.
+    det_threshold: float = 0.3
     # Detections down to this score back tracks already running (poselive.tracking: confirm); only those scoring
     # det_threshold start new ones (as in ByteTrack: a person already followed needs less evidence to stay).
-    confirm_threshold: float = 0.1
+    confirm_threshold: float = 0.2
     # Still photos also run the detector at half its letterbox side, for people too large for the main pass
-    # (`PersonDetector`). Video leaves it off: its extra boxes start tracks of their own (sixth session,
-    # `poselive track`: the close-up clip 6 -> 12 ids, openpose_video 57 -> 64, vtest.avi 145 -> 227).
+    # (`PersonDetector`). Video leaves it off: its extra boxes start tracks of their own (`poselive track`,
+    # 2026-11-30: the close-up clip 6 -> 12 ids, openpose_video 57 -> 64, vtest.avi 145 -> 227).
     det_half_pass: bool = False
     min_person_score: float = 0.25
     duplicate_iou: float = DUPLICATE_IOU
     same_pose_oks: float = SAME_POSE_OKS
     smoothing: bool = True
     smoother: SmootherConfig = field(default_factory=SmootherConfig)
-    # A person must score this much (mean confidence of their joints) to get an id; one who never does is not
-    # reported: a faint, unconfirmed body is more often a false find than a person. Lost tracks wait 30 frames
-    # for the detector (every 8 frames) to find them again. On demos/vtest_short.mp4 this gave 37 ids with a
-    # mean track of 46 frames, against 129 ids of 15 frames with 0.25 and 10.
-    # A track is reported from its third match on (min_hits): one-frame poses are mostly false finds. With the
-    # close-up fixes this took demos/vtest_short.mp4 from 29 to 28 ids and the close-up clip from 11 to 9.
-    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(min_new_score=0.35, max_lost=30, min_hits=3,
-                                                                                    max_unconfirmed=24))
+    # Lost tracks wait 30 frames for the detector (every 8 frames) to find them again. A track is reported from
+    # its third match on (min_hits), once the detector has backed it; one the detector has not backed for 24
+    # frames (three of its runs) ends, whatever its own crops say (TrackerConfig.max_unconfirmed).
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(
+        min_new_score=0.45, max_lost=30, min_hits=3, max_unconfirmed=24))
     keep_heatmaps: bool = False
 
 
