@@ -356,11 +356,11 @@ def test_box_ap50_counts_misses_false_alarms_and_their_ranking():
 def test_own_detections_find_the_people_of_crowded_coco_photos(shared_data, shipped_body_models, tmp_path):
     """The whole product on coco_mini's 36 everyday scenes (86 people with joints, many at tables, behind others
     or cut by the frame), none of them trained on: `poselive eval --detections` with the shipped detector and
-    keypoint model. Measured (ninth session): the detector boxes 0.605 of the people at IoU 0.5 and 0.837 at
-    IoU 0.3; recall at OKS 0.5 is 0.233 with its own boxes against 0.279 with the true ones (body-lite step
-    19,747; 0.267 with step 15,500), so finding people costs a few of them; the rest is the keypoint model's
-    precision on people mostly hidden. A detector
-    that lost people, or boxes that no longer fit them, falls below these floors."""
+    keypoint model at their defaults. Measured 2026-12-03 (body-det-3 at 0.25, body-lite, person score 0.55):
+    the detector boxes 0.395 of the people at IoU 0.5 and 0.523 at IoU 0.3; recall at OKS 0.5 is 0.198 with its
+    own boxes against 0.279 with the true ones. The thresholds that keep photos of nobody empty cost these
+    crowded scenes their faintest people (body-det-2 at 0.1 and person score 0.4 boxed 0.605 / 0.837 and
+    reached 0.233). A detector that lost people, or boxes that no longer fit them, falls below these floors."""
     ann = shared_data / "body" / "coco_mini" / "person_keypoints.json"
     if not ann.exists():
         pytest.skip(f"coco_mini not found at {ann.parent}")
@@ -368,7 +368,7 @@ def test_own_detections_find_the_people_of_crowded_coco_photos(shared_data, ship
     assert main(["eval", "--detections", "--data", str(ann), "--device", "onnx", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["people"] == 86
-    assert report["detector_box_recall_iou50"] >= 0.55 and report["detector_box_recall_iou30"] >= 0.78, report
+    assert report["detector_box_recall_iou50"] >= 0.35 and report["detector_box_recall_iou30"] >= 0.48, report
     own = report["methods"]["body-lite, own detector"]["recall_oks50"]
     gt = report["methods"]["body-lite, GT boxes"]["recall_oks50"]
-    assert own >= 0.2 and own >= gt - 0.06, (own, gt)
+    assert own >= 0.18 and own >= gt - 0.1, (own, gt)
