@@ -386,7 +386,13 @@ def _onnx_backend_for_weights(weights: Path, threads: int | None) -> OnnxRuntime
     shipped = weights.with_suffix(".onnx")
     if shipped.is_file():
         backend = OnnxRuntimeBackend(shipped, threads)
-        if backend.metadata.get(META_SOURCE_HASH) not in (None, digest):
+        source = backend.metadata.get(META_SOURCE_HASH)
+        if source is None and _torch() is not None:
+            # Nothing says which weights it was exported from: it runs only if it is the network the .pt holds
+            # (check_onnx_fits refuses another one: face-lite's file renamed body-lite.onnx gave every score 0).
+            from poselive.checkpoint import load_model
+            return OnnxRuntimeBackend(shipped, threads, config=load_model(weights).cfg)
+        if source not in (None, digest):
             log.warning("%s was exported from other weights than %s; exporting again", shipped, weights)
         elif backend.config is not None:
             return backend
