@@ -14,13 +14,18 @@ class FrameProgress:
     def __init__(self, total: int | None, desc: str, live: bool = False, enabled: bool = True,
                  leave: bool = True, position: int | None = None):
         self.live = live
-        self._bar = tqdm(total=total, desc=desc, unit="frame", leave=leave, position=position,
-                         disable=not enabled, dynamic_ncols=True,
-                         bar_format="{desc}: {n_fmt} frames, {rate_fmt}{postfix}" if live else None)
+        # Drawn from the first frame on: work that fails at once (an input without frames) ends with its one error
+        # line alone, not under a bar at 0%.
+        self._make = lambda: tqdm(total=total, desc=desc, unit="frame", leave=leave, position=position,
+                                  disable=not enabled, dynamic_ncols=True,
+                                  bar_format="{desc}: {n_fmt} frames, {rate_fmt}{postfix}" if live else None)
+        self._bar = None
         self._done = 0
 
     def update(self, done: int, dropped: int | None = None, latency_ms: float | None = None) -> None:
         """done: frames processed so far; dropped, latency_ms: shown on the live status line."""
+        if self._bar is None:
+            self._bar = self._make()
         if self.live and (dropped is not None or latency_ms is not None):
             parts = ([f"{dropped} dropped"] if dropped is not None else []) + (
                 [f"latency {latency_ms:.0f} ms"] if latency_ms is not None else [])
@@ -29,7 +34,8 @@ class FrameProgress:
         self._done = done
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
     def __enter__(self) -> FrameProgress:
         return self

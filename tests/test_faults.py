@@ -30,6 +30,7 @@ from poselive.nets.configs import NetConfig
 from poselive.nets.hourglass import StackedHourglass
 from poselive.records import Frame, StageTimes
 from poselive.sources import SyntheticSource, open_source, read_image
+from poselive.weights import DEFAULT_DETECTOR
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "body-lite": NetConfig("body-lite", "coco17", (48, 64), stacks=1, depth=2, width=16, stem_width=8,
                            block="bottleneck"),
-    "body-det-2": NetConfig("body-det-2", "person_centre", (64, 64), stacks=1, depth=2, width=16, stem_width=8,
-                            block="bottleneck", extra_outputs=2),
+    DEFAULT_DETECTOR: NetConfig(DEFAULT_DETECTOR, "person_centre", (64, 64), stacks=1, depth=2, width=16,
+                                stem_width=8, block="bottleneck", extra_outputs=2),
     "face-lite": NetConfig("face-lite", "face68", (64, 64), stacks=1, depth=2, width=16, stem_width=8,
                            block="bottleneck"),
 }

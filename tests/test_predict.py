@@ -89,8 +89,10 @@ def test_detected_people_below_the_score_gate_are_left_out_but_given_boxes_are_k
     assert any(p.score >= 0.4 for p in est(photo))
     rng = np.random.default_rng(0)
     noise = [rng.integers(0, 256, (480, 640, 3), np.uint8) for _ in range(5)]
-    loose = PoseEstimator("body-lite", device="onnx", min_person_score=0.0)
-    found, found_loose = sum(len(est(n)) for n in noise), sum(len(loose(n)) for n in noise)
+    # The shipped detector hardly fires on noise at its own threshold; at 0.02 it does, and the gate is tested.
+    gated = PoseEstimator("body-lite", device="onnx", det_threshold=0.02)
+    loose = PoseEstimator("body-lite", device="onnx", det_threshold=0.02, min_person_score=0.0)
+    found, found_loose = sum(len(gated(n)) for n in noise), sum(len(loose(n)) for n in noise)
     assert found_loose >= 5 and found <= 0.2 * found_loose, (found, found_loose)
     boxes = [[0, 0, 100, 200], [200, 100, 120, 240]]
     assert [p.bbox for p in est(noise[0], boxes=boxes)] == [tuple(map(float, b)) for b in boxes]
@@ -116,14 +118,16 @@ def test_unreadable_and_missing_images_are_skipped_and_logged(fashion_photo, ran
     boxes.write_text(json.dumps({image.name: [box, [0, 0, 50, 80]]}))
     out = tmp_path / "results.json"
     with caplog.at_level(logging.WARNING, logger="poselive.predict"):
-        assert main(["predict", str(broken), str(tmp_path / "gone.jpg"), str(image), "--boxes", str(boxes),
+        assert main(["predict", str(broken), str(image), "--boxes", str(boxes),
                      "--out", str(out), "--model", str(random_weights), "--device", "cpu"]) == 0
     assert f"skipping {broken}: not a readable image" in caplog.text
-    assert f"skipping {tmp_path / 'gone.jpg'}: no such file" in caplog.text
     results = json.loads(out.read_text())
     assert [r["bbox"] for r in results] == [pytest.approx(box, abs=0.01), [0, 0, 50, 80]]
-    assert all(len(r["keypoints"]) == 51 and r["image_id"] == 3 and r["file_name"] == image.name
+    assert all(len(r["keypoints"]) == 51 and r["image_id"] == 2 and r["file_name"] == image.name
                for r in results)
+    # A photo that is not there at all stops the command before any model loads, naming it (paths.check_paths).
+    assert main(["predict", str(tmp_path / "gone.jpg"), str(image), "--out", str(out), "--model",
+                 str(random_weights), "--device", "cpu"]) == 2
 
 
 def test_every_result_has_an_image_id_and_pycocotools_loads_them(fashion_photo, tmp_path):
@@ -136,8 +140,8 @@ def test_every_result_has_an_image_id_and_pycocotools_loads_them(fashion_photo, 
     folder = tmp_path / "photos"
     folder.mkdir()
     names = ["walker.jpg", "000000000041.jpg", "dancer.jpg"]
-    for name in names:
-        (folder / name).symlink_to(image)
+    for name in names:  # copies: one file named three ways would be read once
+        (folder / name).write_bytes(image.read_bytes())
     boxes = tmp_path / "boxes.json"
     boxes.write_text(json.dumps({name: [box] for name in names}))
     out = tmp_path / "results.json"

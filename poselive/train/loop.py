@@ -76,19 +76,19 @@ def predict_cache(model: StackedHourglass, cache: CropCache, codec: HeatmapCodec
 class KeypointTask:
     """Top-down keypoints on augmented crops; validation = PCK@0.2 on GT-box crops.
 
-    negatives: (N, S, S, 3) photos with nobody in them (poselive.train.negatives); a `negative_prob` share of
+    empty_photos: (N, S, S, 3) photos with nobody in them (poselive.train.negatives); an `empty_prob` share of
     each batch is crops of those, whose target is empty heatmaps on every joint, so a crop with no person in
     it gets a low person score (the pipeline drops such crops, and the tracker ends tracks that lead to them)."""
     metric_name = "val PCK@0.2"
 
     def __init__(self, cfg: NetConfig, train_cache: CropCache, val_cache: CropCache | None, half_body: bool = True,
-                 aug: AugmentConfig = AugmentConfig(), negatives: np.ndarray | None = None,
-                 val_negatives: np.ndarray | None = None, negative_prob: float = 0.15):
+                 aug: AugmentConfig = AugmentConfig(), empty_photos: np.ndarray | None = None,
+                 val_empty_photos: np.ndarray | None = None, empty_prob: float = 0.15):
         self.cfg, self.train_cache, self.val_cache, self.half_body, self.aug = cfg, train_cache, val_cache, half_body, aug
         self.codec = HeatmapCodec(cfg.input_wh, 4, cfg.sigma, cfg.blur_sigma)
         self.flip_perm = schema_by_name(cfg.schema).flip_permutation()
-        self.negatives, self.val_negatives = negatives, val_negatives
-        self.negative_prob = negative_prob if negatives is not None and len(negatives) else 0.0
+        self.empty_photos, self.val_empty_photos = empty_photos, val_empty_photos
+        self.empty_prob = empty_prob if empty_photos is not None and len(empty_photos) else 0.0
 
     def init_model(self, model: StackedHourglass) -> None:
         pass
@@ -96,7 +96,7 @@ class KeypointTask:
     def batch(self, rng: np.random.Generator, n: int):
         crops, targets, weights = [], [], []
         for i in rng.integers(0, len(self.train_cache), n):
-            crop, hm, w = self.negative(rng) if rng.random() < self.negative_prob else self.sample(rng, int(i))
+            crop, hm, w = self.empty_crop(rng) if rng.random() < self.empty_prob else self.sample(rng, int(i))
             crops.append(crop)
             targets.append(hm)
             weights.append(w)
@@ -112,9 +112,9 @@ class KeypointTask:
         hm, w = self.codec.encode(kps)
         return crop, hm, w * cache.weights[i]
 
-    def negative(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def empty_crop(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """A crop with no person: (crop, all-zero heatmaps, every joint weighted 1)."""
-        crop = negative_crop(self.negatives, rng, self.cfg.input_wh, self.aug)
+        crop = negative_crop(self.empty_photos, rng, self.cfg.input_wh, self.aug)
         w, h = self.codec.heatmap_wh
         K = self.cfg.num_keypoints
         return crop, np.zeros((K, h, w), np.float32), np.ones(K, np.float32)
@@ -132,10 +132,10 @@ class KeypointTask:
         """PCK@0.2 on the validation people; with validation negatives, also logs how many of a fixed set of
         crops of them a person would be reported for (person score >= 0.4) against how many people are."""
         pred = predict_cache(model, self.val_cache, self.codec)
-        if self.val_negatives is not None and len(self.val_negatives):
+        if self.val_empty_photos is not None and len(self.val_empty_photos):
             model.eval()
             rng = np.random.default_rng(0)
-            crops = np.stack([negative_crop(self.val_negatives, rng, self.cfg.input_wh, AugmentConfig(
+            crops = np.stack([negative_crop(self.val_empty_photos, rng, self.cfg.input_wh, AugmentConfig(
                 gray_prob=0.0, noise_prob=0.0, blur_prob=0.0)) for _ in range(256)])
             with torch.no_grad():
                 hm = model(torch.from_numpy(normalize_bgr(crops)))[:, :self.cfg.num_keypoints].numpy()

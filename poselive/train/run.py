@@ -29,10 +29,10 @@ def make_task(config_name: str, data: str | None, cache_dir: Path = Path("cache"
         from poselive.train.det_data import negative_split
         from poselive.train.negatives import build_negative_cache
         # Crops of photos with nobody in them teach a low person score where there is no person.
-        negatives = build_negative_cache(negative_split(root, "train"), cache_dir / "negatives-train")
-        val_negatives = build_negative_cache(negative_split(root, "val"), cache_dir / "negatives-val")
+        empty = build_negative_cache(negative_split(root, "train"), cache_dir / "negatives-train")
+        val_empty = build_negative_cache(negative_split(root, "val"), cache_dir / "negatives-val")
         return KeypointTask(cfg, build_cache(tr, cache_dir / "body-train"), build_cache(va, cache_dir / "body-val"),
-                            negatives=negatives, val_negatives=val_negatives)
+                            empty_photos=empty, val_empty_photos=val_empty)
     if cfg.schema == "person_centre":
         from poselive.train.det_data import build_det_cache, det_items, det_split_of
         items = det_items(root)
