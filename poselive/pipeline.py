@@ -66,6 +66,20 @@ class FrameResult:
     detected: bool = False
 
 
+def claimed(detections_xywh: np.ndarray, crops_xywh: np.ndarray, min_iou: float = 0.3) -> np.ndarray:
+    """(M,) bool: the detections a tracked crop already stands for. Each crop stands for one detection at most
+    (the one it overlaps best, IoU >= min_iou, assigned jointly): two people walking side by side overlap one
+    crop, and the second is somebody new, not a part of the first."""
+    taken = np.zeros(len(detections_xywh), bool)
+    if len(detections_xywh) == 0 or len(crops_xywh) == 0:
+        return taken
+    from scipy.optimize import linear_sum_assignment
+    iou = box_iou(detections_xywh, crops_xywh)
+    rows, cols = linear_sum_assignment(-iou)
+    taken[rows[iou[rows, cols] >= min_iou]] = True
+    return taken
+
+
 class _Timer:
     def __init__(self):
         self.ms: dict[str, float] = {}
@@ -144,8 +158,7 @@ class Pipeline:
             strong = det[det[:, 4] >= cfg.det_threshold]
             if len(strong):
                 # Keep tracked crops (they follow the body closely); add detections that are nobody's yet.
-                new = strong if len(boxes) == 0 else strong[box_iou(strong[:, :4], boxes).max(1) < 0.3]
-                boxes = np.concatenate([boxes, new[:, :4]])
+                boxes = np.concatenate([boxes, strong[~claimed(strong[:, :4], boxes), :4]])
         return boxes, det
 
     def __call__(self, frame: Frame) -> FrameResult:
