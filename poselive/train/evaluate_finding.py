@@ -1,4 +1,4 @@
-"""`poselive eval --task track` and `--task empty`: does the product find real people, and only them?
+"""`poselive eval --task track`, `--task empty` and `--task thresholds`: does the product find real people, and only them?
 
 * track: the live pipeline (its shipped defaults) through a video, scored against MOT ground truth
   (poselive.mot_metrics: MOTA, IDF1, ID switches, precision, recall, mostly tracked / lost), or a JSONL that
@@ -7,6 +7,8 @@
   the live pipeline sees each photo as a short still clip (a camera pointed at an empty room: FRAMES_PER_PHOTO
   frames, a fresh pipeline per photo). Reported: the share of photos where anybody is reported (in any frame,
   for the live pipeline), and people per photo.
+* thresholds: the precision/recall table the default thresholds are chosen from (our validation split's people
+  and the held-out empty photos, over detector x person-score thresholds).
 """
 from __future__ import annotations
 
@@ -47,24 +49,28 @@ class EmptyScores:
 
 def track_video(pipeline, video: str | Path, last_frame: int, jsonl: Path | None = None) -> dict[int, FrameBoxes]:
     """Run `pipeline` over `video` up to frame index `last_frame`; per frame the tracked people as the JSONL
-    records them (same rounding), also written to `jsonl` when given."""
+    records them (same rounding), also written to `jsonl` when given (under its name only when finished)."""
     from poselive.outputs import JsonlWriter, frame_json
+    from poselive.progress import FrameProgress
     from poselive.sources import open_source
-    from tqdm import tqdm
     out: dict[int, FrameBoxes] = {}
     writer = JsonlWriter(jsonl) if jsonl else None
     pipeline.reset()
-    with open_source(str(video)) as source, tqdm(total=last_frame + 1, desc="track", unit="frame",
-                                                 mininterval=5) as bar:
-        for frame in source:
-            if frame.index > last_frame:
-                break
-            result = pipeline(frame)
-            d = frame_json(frame.index, frame.video_time, result.people, result.faces)
-            if writer is not None:
-                writer.write(d)
-            out[frame.index] = frame_boxes(d)
-            bar.update(1)
+    try:
+        with open_source(str(video)) as source, FrameProgress(last_frame + 1, source.name) as progress:
+            for frame in source:
+                if frame.index > last_frame:
+                    break
+                result = pipeline(frame)
+                d = frame_json(frame.index, frame.video_time, result.people, result.faces)
+                if writer is not None:
+                    writer.write(d)
+                out[frame.index] = frame_boxes(d)
+                progress.update(len(out))
+    except BaseException:
+        if writer is not None:
+            writer.close_unfinished()
+        raise
     if writer is not None:
         writer.close()
     return out
