@@ -381,6 +381,52 @@ def face_section(args, repeats: int = 50) -> str:
                         f"Face {Path(rec.image_path).name} ({w}x{h}), {repeats} runs each")
 
 
+CLOSE_UP_CLIP = Path("videos") / "face_recognition_short_hamilton_clip.mp4"
+
+
+def time_live_faces(clip: Path, max_frames: int | None = None, device: str = "auto", rounds: int = 2) -> dict:
+    """The clip through `run --task body` and `run --task body,face` (the live pipelines, taking turns in this
+    process, `rounds` times each): each one's fastest wall seconds over its frames (models loaded before; on
+    a shared machine a single run of either moved by 2x with the load), and the face stage's ms per frame,
+    split by whether the frame came out with a face."""
+    from poselive.app import build_pipeline, stream
+    out: dict = {"with_face": [], "without_face": [], "body": float("inf"), "body,face": float("inf")}
+    for tasks in ("body", "body,face") * rounds:
+        pipe = build_pipeline(tasks, device)
+        t0, frames = time.perf_counter(), 0
+        for live in stream(str(clip), pipe, max_frames=max_frames):
+            ms = live.result.times.ms.get("face")
+            if ms is not None and frames >= 3:  # warm-up: first ONNX runs, first detections
+                out["with_face" if live.result.faces else "without_face"].append(ms / 1e3)
+            frames += 1
+        out[tasks] = min(out[tasks], time.perf_counter() - t0)
+        out["frames"] = frames
+    return out
+
+
+def live_face_table(device: str = "auto") -> str:
+    """The live face stage on the close-up clip, per frame with and without a face, and what it adds to a run."""
+    from poselive.train.coco_data import data_root
+    clip = data_root() / CLOSE_UP_CLIP
+    if not clip.exists():
+        return f"Live face stage: the close-up clip is not at {clip} (set POSELIVE_DATA)"
+    try:
+        r = time_live_faces(clip, device=device)
+    except PoseliveError as e:
+        return f"Live face stage: {e}"
+    rows = []
+    for key, what in (("with_face", "face stage, frames with a face"), ("without_face", "face stage, frames without")):
+        if r[key]:
+            med, p90 = percentiles_ms(r[key])
+            rows.append([what, f"{med:.2f}", f"{p90:.2f}", f"{len(r[key])}"])
+        else:
+            rows.append([what, "-", "-", "0"])
+    body, both = r["body"], r["body,face"]
+    return format_table(["live face stage (run --task body,face)", "median ms", "p90 ms", "frames"], rows,
+                        f"Close-up clip {clip.name}, {r['frames']} frames: run --task body {body:.1f} s, "
+                        f"--task body,face {both:.1f} s ({both / body:.2f}x; the faster of 2 runs each, taking turns)")
+
+
 def bench_command(args) -> int:
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -405,6 +451,7 @@ def bench_command(args) -> int:
         sections.append(mediapipe_section(args))
     if args.face:
         sections.append(face_section(args, repeats))
+        sections.append(live_face_table())
     if args.cluster:
         from poselive.cluster import bench_cluster
         sections.append(bench_cluster())

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=50, help="timed runs per measurement")
     p.add_argument("--mediapipe", action="store_true", help="time MediaPipe BlazePose side by side if installed")
     p.add_argument("--face", action="store_true", help="time face landmarks + head pose for one face (and dlib's "
-                   "predictor if installed)")
+                   "predictor if installed), and the live face stage on the close-up clip against body only")
     p.add_argument("--face-device", default="onnx", help="backend for the face timing")
     p.add_argument("--stream", action="store_true", help="time the skeleton stream's cost with 3 WebSocket clients")
     p.add_argument("--cluster", action="store_true", help="time batch tracking locally vs on a local Ray with 2 "

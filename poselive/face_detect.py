@@ -141,18 +141,30 @@ _CASCADES: dict = {}
 
 
 def detect_faces_haar(image_bgr: np.ndarray, min_size_px: int = 40, cascade_path: str | None = None,
-                      calibration: DetectorCalibration = HAAR_CALIBRATION
+                      calibration: DetectorCalibration = HAAR_CALIBRATION, region=None
                       ) -> list[tuple[float, float, float, float]]:
     """Frontal faces by OpenCV's Haar cascade, as face boxes (x, y, w, h, image px), largest first.
 
+    region: (x, y, w, h) image px to search in (clipped to the image), or None for the whole image. The
+    cascade's cost grows with the area searched: a whole 640x360 frame took 80-150 ms on 2 cores, a region
+    around one known face a few ms.
     Needs OpenCV < 5 (its wheels ship `cv2.data.haarcascades`); raises FaceDetectorUnavailable otherwise."""
     import cv2
     key = cascade_path or ""
     if key not in _CASCADES:
         _CASCADES[key] = _haar_cascade(cascade_path)
+    x0 = y0 = 0
+    if region is not None:
+        h, w = image_bgr.shape[:2]
+        x0, y0 = max(int(region[0]), 0), max(int(region[1]), 0)
+        x1, y1 = min(int(np.ceil(region[0] + region[2])), w), min(int(np.ceil(region[1] + region[3])), h)
+        if x1 - x0 < min_size_px or y1 - y0 < min_size_px:
+            return []
+        image_bgr = image_bgr[y0:y1, x0:x1]
     gray = cv2.equalizeHist(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY))
     raw = _CASCADES[key].detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size_px, min_size_px))
-    boxes = [calibration.apply(b) for b in np.asarray(raw).reshape(-1, 4)]
+    raw = np.asarray(raw, np.float64).reshape(-1, 4) + [x0, y0, 0, 0]
+    boxes = [calibration.apply(b) for b in raw]
     return sorted(boxes, key=lambda b: -b[2])
 
 
