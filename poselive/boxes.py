@@ -41,3 +41,14 @@ def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
             keep.append(i)
             alive &= ious[i] <= iou
     return boxes[keep]
+
+
+def match_boxes(a_xywh, b_xywh, min_iou: float) -> list[tuple[int, int]]:
+    """Pairs (i, j) of a box in a (N, 4+) and a box in b (M, 4+), each box in at most one pair, chosen jointly
+    for the largest total IoU (Hungarian), keeping pairs that overlap by IoU >= min_iou."""
+    if len(a_xywh) == 0 or len(b_xywh) == 0:
+        return []
+    from scipy.optimize import linear_sum_assignment  # scipy.optimize takes ~0.5 s to import
+    iou = box_iou(a_xywh, b_xywh)
+    rows, cols = linear_sum_assignment(-iou)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]

@@ -14,9 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
-from poselive.boxes import box_iou
+from poselive.boxes import box_iou, match_boxes
 from poselive.errors import PoseliveError
 
 MATCH_IOU = 0.5
@@ -99,9 +98,7 @@ def _drop_ignored(hyp: FrameBoxes, gt: FrameBoxes, ignored: np.ndarray) -> Frame
     if len(ignored) == 0 or len(hyp.ids) == 0:
         return hyp
     allgt = np.concatenate([gt.boxes.reshape(-1, 4), ignored])
-    iou = box_iou(hyp.boxes, allgt)
-    rows, cols = linear_sum_assignment(-iou)
-    drop = {r for r, c in zip(rows, cols) if c >= len(gt.ids) and iou[r, c] >= MATCH_IOU}
+    drop = {r for r, c in match_boxes(hyp.boxes, allgt, MATCH_IOU) if c >= len(gt.ids)}
     keep = np.array([i not in drop for i in range(len(hyp.ids))], bool)
     return FrameBoxes(hyp.ids[keep], hyp.boxes[keep])
 

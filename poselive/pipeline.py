@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from poselive.boxes import box_intersection, box_iou, nms
+from poselive.boxes import box_intersection, match_boxes, nms
 from poselive.duplicates import DUPLICATE_IOU, SAME_POSE_OKS, distinct_people
 from poselive.estimator import CropHeatmaps, PoseEstimator, body_box, check_image, person_score
 from poselive.codec import image_to_heatmap_matrix
@@ -71,12 +71,7 @@ def claimed(detections_xywh: np.ndarray, crops_xywh: np.ndarray, min_iou: float 
     (the one it overlaps best, IoU >= min_iou, assigned jointly): two people walking side by side overlap one
     crop, and the second is somebody new, not a part of the first."""
     taken = np.zeros(len(detections_xywh), bool)
-    if len(detections_xywh) == 0 or len(crops_xywh) == 0:
-        return taken
-    from scipy.optimize import linear_sum_assignment
-    iou = box_iou(detections_xywh, crops_xywh)
-    rows, cols = linear_sum_assignment(-iou)
-    taken[rows[iou[rows, cols] >= min_iou]] = True
+    taken[[i for i, _ in match_boxes(detections_xywh, crops_xywh, min_iou)]] = True
     return taken
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poselive.boxes import box_iou
+from poselive.boxes import box_iou, match_boxes
 from poselive.records import Face, Person
 from poselive.schemas import COCO17, KeypointSchema
 
@@ -282,16 +282,10 @@ class Tracker:
         dets = np.asarray(detections_xywh, np.float64)
         dets = dets.reshape(len(dets), -1)[:, :4] if dets.size else np.zeros((0, 4))
         used = np.zeros(len(dets), bool)
-        if len(dets) == 0 or not self._tracks:
-            return used
-        from scipy.optimize import linear_sum_assignment
-        boxes = np.stack([tr.predicted(frame_index, self.config)[1] for tr in self._tracks])
-        iou = box_iou(dets, boxes)
-        rows, cols = linear_sum_assignment(-iou)
-        for r, c in zip(rows, cols):
-            if iou[r, c] >= self.config.confirm_iou:
-                self._tracks[c].backed_frame = frame_index
-                used[r] = True
+        boxes = np.array([tr.predicted(frame_index, self.config)[1] for tr in self._tracks]).reshape(-1, 4)
+        for r, c in match_boxes(dets, boxes, self.config.confirm_iou):
+            self._tracks[c].backed_frame = frame_index
+            used[r] = True
         return used
 
     def predicted_boxes(self, frame_index: int | None = None, from_keypoints: bool = False,
