@@ -41,7 +41,7 @@ def stage(monkeypatch):
     st = fe.FaceStage(smoothing=False)
     st.haar_finds, st.haar_regions = [], []
 
-    def haar(image, region=None):
+    def haar(image, region=None, min_size_px=40):
         st.haar_regions.append((st.frame, region))
         return list(st.haar_finds)
     monkeypatch.setattr(st.estimator, "detect", haar)
