@@ -88,8 +88,8 @@ class FaceStage:
     head or Haar box every `confirm_within` frames. Tracked ids and One Euro smoothing as for bodies.
 
     The Haar cascade over a whole frame costs 15-30 face-network runs (60-150 ms at 640x360 on 2 cores), so it
-    runs over the whole frame only every `detect_every` frames while no face is known, and every `scan_every`
-    frames while faces are (for someone who steps up to the camera without a body in view). Between those,
+    runs over the whole frame only every `detect_every` frames while no face and no body's head is known, and
+    every `scan_every` frames while some are (for someone who steps up to the camera without a body in view). Between those,
     every `detect_every` frames, it looks only around the known faces no body's head meets, to confirm them:
     a region twice a face's side, a few ms. The price: while one face is known, a second face with no body
     in view is found up to `scan_every` frames later (on the close-up clip, at frame 230 instead of 220). The
@@ -131,7 +131,9 @@ class FaceStage:
         haar = []
         if frame_index - self._last_detect >= self.detect_every:
             self._last_detect = frame_index
-            if not self._last_faces or frame_index - self._last_scan >= self.scan_every:
+            # A body's head is looked at every frame, so while there is one (its face turned away, say) the
+            # whole frame is searched as rarely as while a face is known: only for a face with no body.
+            if not (self._last_faces or heads) or frame_index - self._last_scan >= self.scan_every:
                 # The whole frame, even while faces are known: someone may have stepped up to the camera.
                 self._last_scan = frame_index
                 haar = list(self.estimator.detect(image, min_size_px=self._scan_min_face(image))[:4])
