@@ -76,12 +76,12 @@ def held_out_faces(records, with_dlib: bool) -> list[HeldOutFace]:
 
 
 def landmarks_of(predict, faces: list[HeldOutFace], kind: str) -> np.ndarray:
-    """`predict(image_bgr, boxes) -> (N, 68, 2+)` on each face that has a box of this kind: (M, 68, 2)."""
+    """`predict(image_bgr, boxes, kind) -> (N, 68, 2+)` on each face that has a box of this kind: (M, 68, 2)."""
     import cv2
     out = []
     for f in faces:
         if f.boxes[kind] is not None:
-            out.append(np.asarray(predict(cv2.imread(f.image_path, cv2.IMREAD_COLOR), [f.boxes[kind]]),
+            out.append(np.asarray(predict(cv2.imread(f.image_path, cv2.IMREAD_COLOR), [f.boxes[kind]], kind),
                                   np.float64)[0, :, :2])
     return np.stack(out) if out else np.zeros((0, 68, 2))
 
@@ -96,7 +96,7 @@ class FaceRow:
 
 
 def score_rows(faces: list[HeldOutFace], methods: dict) -> tuple[list[FaceRow], dict]:
-    """Every method (name -> predict) on every kind of box, scored per source and over all faces.
+    """Every method (name -> predict, see landmarks_of) on every kind of box, scored per source and over all faces.
     Returns the rows and the per-face NMEs of each (kind, method) over all faces that kind has."""
     rows, nmes = [], {}
     sources = sorted({f.dataset for f in faces})
@@ -126,6 +126,14 @@ def rows_table(rows: list[FaceRow]) -> str:
           f"{r.scores.auc:.3f}"] for r in sorted(rows, key=lambda r: (r.source == "all", r.source))])
 
 
+def _landmarks(estimator, reframe: bool):
+    """A FaceEstimator as a method of score_rows; with `reframe`, a face finder's box is looked at twice."""
+    def predict(image, boxes, kind):
+        faces = estimator.estimate(image, np.asarray(boxes, np.float64), reframe=reframe and kind != BOX_KINDS[0])
+        return np.stack([f.landmarks for f in faces])
+    return predict
+
+
 def _label(spec: str) -> str:
     p = Path(spec)
     return spec if p.suffix != ".pt" else f"{p.parent.name}/{p.name}"
@@ -149,16 +157,18 @@ def eval_face(args) -> int:
     if not recs:
         raise PoseliveError("no faces to evaluate on: give folders of .jpg + .pts files with --data")
     models = [args.model or "face-lite"] + list(getattr(args, "compare", None) or [])
-    # Each model as the live face stage runs it; the first also as `predict` does, with the flip test.
+    # Each model as the live face stage runs it (one look, no flip test); the first also as `predict` does:
+    # with the flip test, and on a face finder's box looking again around the landmarks found (reframe).
     estimators = {_label(str(m)): FaceEstimator(m, device=args.device, flip_test=False) for m in models}
     first = next(iter(estimators.values()))
-    estimators[f"{_label(str(models[0]))} + flip test"] = FaceEstimator(models[0], device=args.device)
-    methods = {name: (lambda img, boxes, est=est: np.stack([f.landmarks for f in est.estimate(
-        img, np.asarray(boxes, np.float64))])) for name, est in estimators.items()}
+    methods = {name: _landmarks(est, reframe=False) for name, est in estimators.items()}
+    methods[f"{_label(str(models[0]))}, as predict runs it"] = _landmarks(
+        FaceEstimator(models[0], device=args.device, flip_test=True), reframe=True)
     if args.baseline:
         from poselive.baselines.dlib_face import BaselineUnavailable, DlibFace68
         try:
-            methods["dlib 68-point, same boxes"] = DlibFace68()
+            dlib_face = DlibFace68()
+            methods["dlib 68-point, same boxes"] = lambda image, boxes, kind: dlib_face(image, boxes)
         except BaselineUnavailable as e:
             print(f"baseline skipped: {e}")
     with_dlib = "dlib 68-point, same boxes" in methods
