@@ -189,3 +189,16 @@ def test_adaptive_wing_loss_keeps_pulling_at_the_peaks_and_spares_the_background
     below, above = (float(adaptive_wing_loss(torch.tensor([[[[0.3 + d]]]]), torch.tensor([[[[0.3]]]])))
                     for d in (0.5 - 1e-4, 0.5 + 1e-4))
     assert above == pytest.approx(below, rel=1e-3)
+
+
+def test_face_task_charges_non_face_crops_by_squared_error(sample_cache):
+    import torch  # noqa: F811 (checked at the top)
+
+    from poselive.nets.configs import config_by_name
+    from poselive.train.face_data import FaceTask
+    _, cache = sample_cache
+    task = FaceTask(config_by_name("face-lite"), cache, cache)
+    empty, weight = torch.zeros(1, 68, 32, 32), torch.ones(1, 68)
+    faint = torch.full((1, 68, 32, 32), 0.1)
+    # A faint response all over a crop with no face costs what KeypointTask's MSE (x100) charges for it.
+    assert float(task.loss([faint], (empty, weight))) == pytest.approx(68 * 100 * 0.01, rel=1e-4)

@@ -208,11 +208,21 @@ class FaceTask(KeypointTask):
         self.loss_name = loss
 
     def loss(self, stacks, targets):
+        """Adaptive wing on face crops; on non-face crops (every target empty) KeypointTask's MSE instead.
+        Adaptive wing barely charges a background that is nearly flat, so with it alone the peaks on non-face
+        crops crept up (crops beside the held-out faces scoring >= 0.3: 2.5% -> 5.9%), and the live stage's
+        score gate relies on them staying low."""
         if self.loss_name == "mse":
             return super().loss(stacks, targets)
         target, weight = targets
         k = self.cfg.num_keypoints
-        return sum((adaptive_wing_loss(hm[:, :k].float(), target) * weight).sum(1).mean() for hm in stacks)
+        face = (target.flatten(1).amax(1) > 0).float()[:, None]
+        total = 0.0
+        for hm in stacks:
+            hm = hm[:, :k].float()
+            per_map = face * adaptive_wing_loss(hm, target) + (1 - face) * 100.0 * (hm - target).pow(2).mean((2, 3))
+            total = total + (per_map * weight).sum(1).mean()
+        return total
 
     def sample(self, rng: np.random.Generator, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if rng.random() < self.negative_prob:
