@@ -24,7 +24,7 @@ from poselive.nets.configs import CONFIGS, NetConfig
 from poselive.nets.hourglass import StackedHourglass, count_params
 from poselive.tables import format_table
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
-from poselive.weights import models_dir
+from poselive.weights import STILL_MODEL, models_dir
 
 FRAME_WH = (640, 480)
 # Person boxes (x, y, w, h) in frame px for the batch-8 runs; the first is the batch-1 box.
@@ -315,7 +315,7 @@ def time_still_photo(photo: Path, repeats: int, device: str = "auto") -> tuple[f
     import cv2
     from poselive.estimator import PoseEstimator
     image = cv2.imread(str(photo))
-    est = PoseEstimator("body-lite", device=device)
+    est = PoseEstimator(STILL_MODEL, device=device)
     return percentiles_ms(time_calls(lambda: est(image), repeats, warmup=3))
 
 

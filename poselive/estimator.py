@@ -21,7 +21,7 @@ from poselive.errors import InputError, InputTypeError, WeightsError
 from poselive.records import Person
 from poselive.schemas import schema_by_name
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
-from poselive.weights import DEFAULT_DETECTOR, resolve_weights
+from poselive.weights import DEFAULT_DETECTOR, STILL_MODEL, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -163,26 +163,34 @@ def box_from_keypoints(kps: np.ndarray, min_score: float = 0.2, margin: float = 
     return (float(lo[0]), float(lo[1]), float(wh[0]), float(wh[1]))
 
 
+# The narrowest an upright person's box gets, as a share of the joints' height: 0.3 is the widest floor that
+# costs nothing on 1,883 labelled people standing full length (the sets above plus vikram_people, exercise,
+# dance and ccp_fashion; mean IoU with their boxes 0.8196 at 0.3, 0.8195 without, 0.8187 at 0.33), and it helps
+# the narrowest of them, side-on people whose joints line up (0.786 -> 0.787).
+MIN_BOX_ASPECT = 0.3
+
+
 def body_box(kps: np.ndarray, min_score: float = 0.2, min_size: float = 2.0):
     """The person's outline box (x, y, w, h) from their confident keypoints, None if fewer than 3 score >=
     min_score. Joints lie inside the body: on hand-labelled full-body people (fashion_a, fashion_b, pelota,
     coco_mini; 1,380 people with 15+ joints) the annotated box reached past the joints' span by a median 0.03-0.06
     of its height on each side and 0.08-0.11 of it above and below; so each side grows by the larger of 0.1 x
     the span's width and 0.05 x its height, and top and bottom by 0.1 x its height. A box around the joints
-    alone is narrower than the person (a walker's arms hang inside his outline)."""
+    alone is narrower than the person (a walker's arms hang inside his outline). Seen side-on, a walker's joints
+    stack into a column a few px wide: the box is then at least MIN_BOX_ASPECT x the joints' height wide."""
     pts = kps[kps[:, 2] >= min_score, :2]
     if len(pts) < 3:
         return None
     lo, hi = pts.min(0), pts.max(0)
     w, h = np.maximum(hi - lo, min_size)
-    px, py = max(0.1 * w, 0.05 * h), 0.1 * h
+    px, py = max(0.1 * w, 0.05 * h, (MIN_BOX_ASPECT * h - w) / 2), 0.1 * h
     return (float(lo[0] - px), float(lo[1] - py), float(w + 2 * px), float(h + 2 * py))
 
 
 class PoseEstimator:
     """Bodies (COCO-17) in an image. See the module docstring.
 
-    model: name of shipped weights ("body-lite") or a .pt path; detector: the person detector's weights
+    model: name of shipped weights (STILL_MODEL, "body-lite") or a .pt path; detector: the person detector's weights
     (DEFAULT_DETECTOR), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
     detection (larger finds smaller people); det_threshold: the person-centre score a detection needs; threads:
     ONNX Runtime threads per network (None: one per core; 1 where several processes share the cores, as Ray
@@ -194,13 +202,14 @@ class PoseEstimator:
     image's four corner tiles (`PersonDetector`), for small people; it always looks at the whole image twice, at
     `det_size` and half of it, for large ones.
 
-    Why 0.25 and 0.55: the precision/recall table of `poselive eval --task thresholds` (our validation split's
-    290 people, and the 352 held-out photos of nobody in negatives/scene15; body-det-3 and body-lite,
-    2026-12-03): the pair with the highest recall at OKS 0.5 (0.710, precision 0.831) among those that report
-    somebody on at most 2% of the empty photos (1.7%). The former 0.1 and 0.4 gave recall 0.734 but reported
-    people on 22% of them."""
+    Why 0.25 and 0.55: the precision/recall table of `poselive eval --task thresholds --model body-lite-160` (our
+    validation split's 290 people, and the 352 held-out photos of nobody in negatives/scene15; body-det-3,
+    2026-12-03): the pair with the highest recall at OKS 0.5 (0.707, precision 0.844, OKS AP 0.471) among those
+    that report somebody on at most 1.5% of the held-out empty photos (1.1%). 1.5%, not 2%: the pair at 2.0%
+    there (0.25 and 0.5, recall 0.717) reported people on 2.3% of all 1,758. body-lite's table gives the same
+    pair (recall 0.710, 1.7%)."""
 
-    def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
+    def __init__(self, model: str | os.PathLike = STILL_MODEL, device: str = "auto",
                  detector: str | os.PathLike = DEFAULT_DETECTOR, det_size: int = 256, det_threshold: float = 0.25,
                  threads: int | None = None, min_person_score: float = 0.55, refine: bool = True,
                  flip_test: bool = True, det_tiles: bool = False):

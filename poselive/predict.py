@@ -27,6 +27,7 @@ import numpy as np
 
 from poselive.errors import InputError, PoseliveError, SourceError
 from poselive.estimator import check_boxes
+from poselive.weights import STILL_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ def predict_command(args) -> int:
         estimator, run = _face_estimator(args), _face_results
     else:
         from poselive.estimator import PoseEstimator
-        estimator = PoseEstimator(args.model or "body-lite", device=args.device, detector=args.detector,
+        estimator = PoseEstimator(args.model or STILL_MODEL, device=args.device, detector=args.detector,
                                   det_tiles=args.det_tiles)
         run = _body_results
     results, done = [], 0
