@@ -23,7 +23,8 @@ from poselive.errors import PoseliveError
 from poselive.nets.configs import CONFIGS, NetConfig
 from poselive.nets.hourglass import StackedHourglass, count_params
 from poselive.tables import format_table
-from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
+from poselive.keypoint_model import KeypointModel
+from poselive.timing import StageTimer
 from poselive.weights import models_dir
 
 FRAME_WH = (640, 480)
@@ -104,24 +105,19 @@ def available_backends(model: StackedHourglass, threads: int) -> list:
 # ----------------------------------------------------------------------------------------------- sections
 def stage_rows(backend, cfg: NetConfig, frame: np.ndarray, boxes: list, repeats: int, warmup: int
                ) -> list[list[float]]:
-    """Per-iteration seconds of preprocess, network, decode for one batch of crops from `frame`."""
-    heatmap_codec = codec.HeatmapCodec(cfg.input_wh, sigma=cfg.sigma, blur_sigma=cfg.blur_sigma)
+    """Per-iteration seconds of preprocess, network, decode for one batch of crops from `frame`, timed inside
+    `KeypointModel.estimate_crops` (the path the pipeline takes)."""
+    model = KeypointModel.from_backend(backend)
+    boxes_xywh = np.asarray(boxes, np.float64)
 
-    def once() -> tuple[float, float, float]:
-        t0 = time.perf_counter()
-        mats = [crop_matrix(box_to_crop(b, cfg.input_wh), cfg.input_wh) for b in boxes]
-        batch = normalize_bgr(np.stack([warp_crop(frame, m, cfg.input_wh) for m in mats]))
-        t1 = time.perf_counter()
-        heatmaps = backend.run(batch)
-        t2 = time.perf_counter()
-        xy_crop, _ = heatmap_codec.decode(heatmaps[:, :cfg.num_keypoints])
-        [apply_matrix(invert_matrix(m), xy) for m, xy in zip(mats, xy_crop)]
-        t3 = time.perf_counter()
-        return t1 - t0, t2 - t1, t3 - t2
+    def once() -> list[float]:
+        timer = StageTimer()
+        model.estimate_crops(frame, boxes_xywh, timer=timer)
+        return [timer.ms[s] / 1000.0 for s in ("preprocess", "network", "decode")]
 
     for _ in range(warmup):
         once()
-    return [list(once()) for _ in range(repeats)]
+    return [once() for _ in range(repeats)]
 
 
 def backend_tables(model: StackedHourglass, backends: list, repeats: int) -> str:
