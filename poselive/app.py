@@ -107,7 +107,8 @@ def render_live(live: LiveResult, heatmaps: bool = False, hud: bool = True) -> n
 
 def run_command(args) -> int:
     from poselive.image_header import pixel_limit
-    from poselive.outputs import JsonlWriter, VideoWriter, frame_json
+    from poselive.outputs import JsonlWriter, VideoWriter
+    from poselive.serialize import frame_json
     from poselive.paths import check_paths
     from poselive.sources import open_source, source_path
     if args.show:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poselive.errors import InputError, PoseliveError, SourceError
-from poselive.outputs import JsonlWriter, VideoWriter, frame_json
+from poselive.outputs import JsonlWriter, VideoWriter
+from poselive.serialize import frame_json
 from poselive.pipeline import FrameResult, Pipeline
 
 log = logging.getLogger(__name__)

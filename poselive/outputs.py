@@ -11,29 +11,6 @@ import cv2
 import numpy as np
 
 from poselive.errors import PoseliveError
-from poselive.records import Face, Person
-
-
-def person_json(p: Person) -> dict:
-    return {"track_id": int(p.track_id), "bbox": [round(float(v), 2) for v in p.bbox],
-            "score": round(float(p.score), 4),
-            "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in p.keypoints]}
-
-
-def face_json(f: Face) -> dict:
-    d = {"track_id": int(f.track_id), "bbox": [round(float(v), 2) for v in f.bbox], "score": round(float(f.score), 4),
-         "landmarks": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in f.landmarks]}
-    if f.head_pose is not None:
-        d["head_pose"] = {"yaw": round(f.head_pose.yaw, 2), "pitch": round(f.head_pose.pitch, 2),
-                          "roll": round(f.head_pose.roll, 2)}
-    return d
-
-
-def frame_json(index: int, time_s: float, people: list[Person], faces: list[Face] = ()) -> dict:
-    """The JSONL line of one frame (README documents it). `people` and `faces` are always lists, empty when
-    nobody (or no face, or no face task) is there."""
-    return {"frame": int(index), "time": round(float(time_s), 4), "people": [person_json(p) for p in people],
-            "faces": [face_json(f) for f in faces]}
 
 
 def unfinished_paths(path: str | os.PathLike) -> list[Path]:

@@ -50,7 +50,8 @@ class EmptyScores:
 def track_video(pipeline, video: str | Path, last_frame: int, jsonl: Path | None = None) -> dict[int, FrameBoxes]:
     """Run `pipeline` over `video` up to frame index `last_frame`; per frame the tracked people as the JSONL
     records them (same rounding), also written to `jsonl` when given (under its name only when finished)."""
-    from poselive.outputs import JsonlWriter, frame_json
+    from poselive.outputs import JsonlWriter
+    from poselive.serialize import frame_json
     from poselive.progress import FrameProgress
     from poselive.sources import open_source
     out: dict[int, FrameBoxes] = {}
