@@ -230,17 +230,15 @@ def previous_pipeline(device: str = "auto"):
 def time_pipeline(source: str, max_frames: int = 100, device: str = "auto", pipe=None) -> dict:
     """Run the real pipeline (the defaults, or `pipe`) over up to `max_frames` frames of a source and collect
     per-stage ms, end-to-end ms per frame (pipeline + overlay) and capture-to-overlay latency."""
-    from poselive.app import build_pipeline, render_live, stream
+    from poselive.live import Overlay, build_pipeline, stream
     pipe = pipe or build_pipeline("body", device)
     stages: dict[str, list[float]] = {}
     total, latency, people = [], [], []
-    for i, live in enumerate(stream(source, pipe, max_frames=max_frames)):
-        t0 = time.perf_counter()
-        render_live(live)
+    for i, live in enumerate(stream(source, pipe, max_frames=max_frames, overlay=Overlay())):
         done = time.monotonic()
         if i < 3:  # warm-up: first ONNX runs and the first detection
             continue
-        ms = {**live.result.times.ms, "render": (time.perf_counter() - t0) * 1000.0}
+        ms = live.result.times.ms  # the pipeline's stages and "render"
         for k, v in ms.items():
             stages.setdefault(k, []).append(v)
         total.append(sum(ms.values()))
@@ -292,7 +290,7 @@ def single_person_photo() -> Path | None:
 def time_ours_on_photo(photo: Path, repeats: int, device: str = "auto") -> tuple[float, float]:
     """Our whole pipeline on one photo fed as a video (tracking mode, as MediaPipe's): median, p90 ms."""
     import cv2
-    from poselive.app import build_pipeline
+    from poselive.live import build_pipeline
     from poselive.records import Frame
     image = cv2.imread(str(photo))
     pipe = build_pipeline("body", device)
@@ -385,7 +383,7 @@ def time_live_faces(clip: Path, max_frames: int | None = None, device: str = "au
     process, `rounds` times each): each one's fastest wall seconds over its frames (models loaded before; on
     a shared machine a single run of either moved by 2x with the load), and the face stage's ms per frame,
     split by whether the frame came out with a face."""
-    from poselive.app import build_pipeline, stream
+    from poselive.live import build_pipeline, stream
     out: dict = {"with_face": [], "without_face": [], "body": float("inf"), "body,face": float("inf")}
     for tasks in ("body", "body,face") * rounds:
         pipe = build_pipeline(tasks, device)

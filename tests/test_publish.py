@@ -397,8 +397,8 @@ class RaisedHandPipeline:
 
 
 def test_serve_command_publishes_gesture_events(monkeypatch, capsys):
-    import poselive.app
-    monkeypatch.setattr(poselive.app, "build_pipeline", lambda *a, **k: RaisedHandPipeline())
+    import poselive.live
+    monkeypatch.setattr(poselive.live, "build_pipeline", lambda *a, **k: RaisedHandPipeline())
     rx = udp_receiver()
     port = rx.getsockname()[1]
     args = argparse.Namespace(source="synthetic:40", udp=f"127.0.0.1:{port}", ws=None, osc=None,
@@ -421,7 +421,7 @@ def test_serve_command_publishes_gesture_events(monkeypatch, capsys):
 def real_stream(shared_data):
     """The first frames of a shared video through the real pipeline (shipped or $POSELIVE_MODELS weights),
     published over UDP and WebSocket at once; what each client received."""
-    from poselive.app import build_pipeline
+    from poselive.live import build_pipeline
     from poselive.weights import DEFAULT_DETECTOR, resolve_weights
     videos = sorted((shared_data / "videos").glob("*MOT*.mp4")) or sorted((shared_data / "videos").glob("*.mp4"))
     if not videos:

@@ -106,7 +106,7 @@ def empty_photos(estimator=None, pipeline=None, photos: list[Path] = (), frames:
 
 
 def _pipeline(args):
-    from poselive.app import build_pipeline
+    from poselive.live import build_pipeline
     return build_pipeline("body", device=args.device, detector=args.detector)
 
 
