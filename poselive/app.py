@@ -75,7 +75,7 @@ def run_command(args) -> int:
 
 def demo_command(args) -> int:
     """Track people through the bundled sample clip: annotated MP4 + JSONL in --out."""
-    from poselive.batch import VideoProgress, overlay, process_video, summary_table
+    from poselive.videos import VideoProgress, overlay, process_video, summary_table
     if not DEMO_CLIP.exists():
         raise PoseliveError(f"the sample clip {DEMO_CLIP} is missing from this install; reinstall poselive")
     if args.show:

@@ -22,7 +22,7 @@ from scipy.optimize import linear_sum_assignment
 
 from poselive.boxes import box_iou
 from poselive.schemas import COCO17, KeypointSchema
-from poselive.serialize import coco_keypoint_result as keypoint_result
+from poselive.serialize import coco_keypoint_result as keypoint_result  # noqa: F401 (what the scores here read)
 from poselive.tables import format_table
 
 PERSON_CATEGORY = 1

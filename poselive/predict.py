@@ -146,13 +146,7 @@ def _render(image: np.ndarray, results: list[dict], out: Path) -> None:
 
 
 def _face_estimator(args):
-    try:
-        from poselive.face_estimator import FaceEstimator
-    except ModuleNotFoundError as e:
-        if e.name != "poselive.face_estimator":
-            raise
-        raise PoseliveError("face prediction is not available yet (no face estimator in this version); "
-                            "use --task body") from None
+    from poselive.face_estimator import FaceEstimator
     return FaceEstimator(args.model or "face-lite", device=args.device)
 
 

@@ -19,7 +19,6 @@ Photos are named relative to the shared data folder, so the files do not depend 
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

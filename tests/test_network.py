@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'poselive[train]')")
 import torch.nn.functional as F  # noqa: E402
 
-from poselive.bench import model_stats  # noqa: E402
+from poselive.bench.network import model_stats  # noqa: E402
 from poselive.nets.configs import CONFIGS, NetConfig, config_by_name  # noqa: E402
 from poselive.nets.hourglass import StackedHourglass, count_params  # noqa: E402
 

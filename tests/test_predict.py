@@ -3,7 +3,6 @@ that pycocotools loads (an image_id on every result), takes boxes from a json, a
 Tests of the plumbing run untrained torch weights (skipped where torch is not installed)."""
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,15 +182,7 @@ def test_nothing_readable_is_an_error(random_weights, tmp_path, capsys):
     assert "none of the 1 images could be read" in capsys.readouterr().err
 
 
-def test_face_predict_says_clearly_when_there_is_no_face_estimator(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "poselive.face_estimator", None)  # as in a version without faces
-    (tmp_path / "x.jpg").write_bytes(b"")
-    assert main(["predict", str(tmp_path / "x.jpg"), "--task", "face", "--out", str(tmp_path / "r.json")]) == 2
-    assert "face prediction is not available yet" in capsys.readouterr().err
-
-
 def test_face_predict_writes_68_landmarks_per_given_box(shared_data, tmp_path):
-    pytest.importorskip("poselive.face_estimator", reason="no face estimator in this version")
     photo = next(iter(sorted((shared_data / "face" / "300w" / "afw").glob("*.jpg"))), None)
     if photo is None:
         pytest.skip(f"300-W AFW faces not found under {shared_data}/face")
@@ -212,7 +203,6 @@ def test_face_predict_with_the_shipped_weights_lands_on_the_annotated_landmarks(
     mean NME (inter-ocular, 300-W) is under the 0.08 failure line and most faces are under it on their own
     (the model fails on about 1 face in 7, as dlib does); head poses agree with the pose fitted to the
     annotated landmarks."""
-    pytest.importorskip("poselive.face_estimator", reason="no face estimator in this version")
     import cv2
     from poselive.face_metrics import nme
     from poselive.headpose import fit_head_pose

@@ -250,7 +250,7 @@ def eval_thresholds(args) -> int:
     from poselive.estimator import PoseEstimator
     from poselive.train.coco_data import data_root
     from poselive.train.det_data import negative_split
-    from poselive.train.evaluate import load_eval_set
+    from poselive.train.eval_set import load_eval_set
     evalset = load_eval_set(args.data)
     empty = negative_split(data_root(None), "val")
     print(f"poselive eval --task thresholds: detector {args.detector}, model {args.model or 'body-lite'}: "
