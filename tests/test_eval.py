@@ -345,6 +345,7 @@ def test_box_ap50_counts_misses_false_alarms_and_their_ranking():
     assert alarm_low == pytest.approx(1.0) and alarm_high < 0.8
 
 
+@pytest.mark.slow
 def test_own_detections_find_the_people_of_crowded_coco_photos(shared_data, shipped_body_models, tmp_path):
     """The whole product on coco_mini's 36 everyday scenes (86 people with joints, many at tables, behind others
     or cut by the frame), none of them trained on: `poselive eval --detections` with the shipped detector and

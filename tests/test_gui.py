@@ -89,6 +89,7 @@ def frames_after(window: MainWindow, n: int):
     return lambda: window.frames_shown >= start + n
 
 
+@pytest.mark.slow
 def test_window_runs_the_pipeline_on_a_video_with_heatmaps_screenshot_and_recording(
         make_window, qtbot, body_models, vtest, tmp_path):
     window = make_window()

@@ -52,6 +52,7 @@ def tracked(shipped_body_models, tmp_path_factory):
     return video, out
 
 
+@pytest.mark.slow
 def test_track_writes_one_line_per_frame_in_the_documented_format(tracked):
     video, out = tracked
     lines = read_jsonl(out / "vtest60.jsonl")
@@ -181,6 +182,7 @@ def test_run_keeps_what_it_wrote_when_the_video_is_cut(shipped_body_models, tmp_
     assert "truncated" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_close_up_singer_is_followed_by_one_track(shipped_body_models, shared_data):
     """A webcam's framing: the close-up clip's singer, head and shoulders, the body cut by the frame (frames
     92-139, one shot). Crops cut to the few confident joints used to collapse onto his face within three

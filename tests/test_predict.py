@@ -73,6 +73,7 @@ def test_predict_finds_the_annotated_person_with_the_shipped_weights(fashion_pho
     assert pck_of(best, gt, box) >= 0.8
 
 
+@pytest.mark.slow
 def test_detected_people_below_the_score_gate_are_left_out_but_given_boxes_are_kept(fashion_photo):
     """PoseEstimator returns detected people whose joints average min_person_score or more: the real person
     passes, random noise (where the detector still fires) mostly does not; with boxes given, every box gets
@@ -198,6 +199,7 @@ def test_face_predict_writes_68_landmarks_per_given_box(shared_data, tmp_path):
     assert face["file_name"] == photo.name and face["image_id"] == 1
 
 
+@pytest.mark.slow
 def test_face_predict_with_the_shipped_weights_lands_on_the_annotated_landmarks(shared_data, tmp_path):
     """Six validation faces (never trained on), boxes from their annotated landmarks as the eval uses: their
     mean NME (inter-ocular, 300-W) is under the 0.08 failure line and most faces are under it on their own
@@ -329,6 +331,7 @@ def _people_boxed(evalset, detectors: dict) -> dict[str, int]:
     return found
 
 
+@pytest.mark.slow
 def test_corner_tiles_box_more_of_the_small_people_in_crowded_coco_photos(shared_data):
     """coco_mini's everyday scenes: the detector with its four corner tiles boxes clearly more of the annotated
     people (IoU >= 0.5) than the whole frame alone (body-det, sixth session, both with the half-size pass: 0.674
@@ -347,6 +350,7 @@ def test_corner_tiles_box_more_of_the_small_people_in_crowded_coco_photos(shared
     assert found["tiles"] >= found["whole"] + 0.05 * evalset.num_people, (found, evalset.num_people)
 
 
+@pytest.mark.slow
 def test_half_size_pass_boxes_the_people_too_large_for_the_main_pass(shared_data):
     """On our validation split (290 people) the second whole-frame pass at half the letterbox side boxes more
     of the people at IoU >= 0.5 than the 256 px pass alone (measured with body-det: 245 against 234), close-ups
