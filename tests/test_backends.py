@@ -81,6 +81,7 @@ def test_onnxruntime_matches_torch(model, onnx_path, hw):
     assert np.abs(out - ref).max() < 1e-3
 
 
+@pytest.mark.slow
 @needs_ort
 @pytest.mark.parametrize("shape", [(1, 3, 1, 1), (3, 3, 33, 17), (5, 3, 64, 48)])
 def test_onnx_export_has_dynamic_batch_height_and_width(model, onnx_path, shape):
@@ -91,6 +92,7 @@ def test_onnx_export_has_dynamic_batch_height_and_width(model, onnx_path, shape)
     assert np.abs(out - TorchCPUBackend(model).run(random_input(n, h, w))).max() < 1e-3
 
 
+@pytest.mark.slow
 @needs_ort
 def test_onnx_file_carries_its_config_schema_and_name(onnx_path):
     backend = OnnxRuntimeBackend(onnx_path)

@@ -267,6 +267,7 @@ def test_eval_command_scores_real_photos_and_writes_json(fashion_val_subset, tmp
     assert "body-lite, GT boxes" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_face_eval_writes_scores_and_a_ced_plot(shared_data, tmp_path, monkeypatch):
     torch = pytest.importorskip("torch", reason="torch is not installed (untrained test weights are made with it)")
     from poselive.checkpoint import save_checkpoint

@@ -24,6 +24,7 @@ def _same_bytes(made: Path) -> None:
                     f"({len(got_bytes)} bytes against {len(want_bytes)}):\n{diff[:2000]}")
 
 
+@pytest.mark.slow
 def test_track_jsonl_is_unchanged(tmp_path, shipped_body_models):
     _same_bytes(golden.make_track(tmp_path))
 
