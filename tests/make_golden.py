@@ -69,7 +69,7 @@ def make_predict(out: Path, data: Path, task: str) -> Path:
 def make_stream(out: Path, clip: Path = CLIP, name: str = "stream_messages.jsonl", tasks: str = "body") -> Path:
     """Frame messages of a clip's first frames through the live pipeline, as the stream server builds them."""
     sys.path.insert(0, str(ROOT))
-    from poselive.live import build_pipeline
+    from poselive.app import build_pipeline
     from poselive.publish.messages import encode, frame_message
     from poselive.sources import open_source
     pipe = build_pipeline(tasks, device="onnx")
