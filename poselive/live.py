@@ -2,7 +2,7 @@
 
 `poselive run`, `poselive serve`, the window and `poselive.stream()` all go through here. What happens to a
 result is a sink's business: anything with `on_result(live)` and `close()` (the JSONL and MP4 writers in
-outputs.py, the stream publisher in publish/, the window's frame slot in gui/).
+outputs.py, the stream publisher with its gestures in publish/, the window's recording in gui/).
 
     run_live("clip.mp4", build_pipeline("body"), [JsonlSink("out.jsonl")])
     for live in stream("0"):                 # the in-process API
