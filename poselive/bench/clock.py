@@ -14,25 +14,19 @@ def percentiles_ms(seconds: list[float]) -> tuple[float, float]:
     return float(np.median(a)), float(np.percentile(a, 90))
 
 
-def time_calls(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
-    """Seconds per call of `fn`, after `warmup` untimed calls."""
+def time_calls(fn: Callable[[], object], repeats: int, warmup: int,
+               clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Seconds per call of `fn` by `clock`, after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
     out = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        out.append(time.perf_counter() - t0)
+        out.append(clock() - t0)
     return out
 
 
 def thread_time_calls(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
     """CPU seconds of the calling thread per call of `fn` (other processes on the cores do not count)."""
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.thread_time()
-        fn()
-        out.append(time.thread_time() - t0)
-    return out
+    return time_calls(fn, repeats, warmup, time.thread_time)
