@@ -18,7 +18,7 @@ from poselive.duplicates import distinct_people
 from poselive.errors import InputError, InputTypeError
 from poselive.keypoint_model import KeypointModel
 from poselive.records import Person
-from poselive.weights import DEFAULT_DETECTOR, resolve_weights
+from poselive.weights import DEFAULT_DETECTOR, STILL_MODEL, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def body_box(kps: np.ndarray, min_score: float = 0.2, min_size: float = 2.0):
 class PoseEstimator:
     """Bodies (COCO-17) in an image. See the module docstring.
 
-    model: name of shipped weights ("body-lite") or a .pt path; detector: the person detector's weights
+    model: name of shipped weights (STILL_MODEL, "body-lite") or a .pt path; detector: the person detector's weights
     (DEFAULT_DETECTOR), used when no boxes are given; device: auto, cuda, onnx, cpu; det_size: letterbox side for
     detection (larger finds smaller people); det_threshold: the person-centre score a detection needs; threads:
     ONNX Runtime threads per network (None: one per core; 1 where several processes share the cores, as Ray
@@ -144,13 +144,14 @@ class PoseEstimator:
     image's four corner tiles (`PersonDetector`), for small people; it always looks at the whole image twice, at
     `det_size` and half of it, for large ones.
 
-    Why 0.25 and 0.55: the precision/recall table of `poselive eval --task thresholds` (our validation split's
-    290 people, and the 352 held-out photos of nobody in negatives/scene15; body-det-3 and body-lite,
-    2026-12-03): the pair with the highest recall at OKS 0.5 (0.710, precision 0.831) among those that report
-    somebody on at most 2% of the empty photos (1.7%). The former 0.1 and 0.4 gave recall 0.734 but reported
-    people on 22% of them."""
+    Why 0.25 and 0.55: the precision/recall table of `poselive eval --task thresholds --model body-lite-160` (our
+    validation split's 290 people, and the 352 held-out photos of nobody in negatives/scene15; body-det-3,
+    2026-12-03): the pair with the highest recall at OKS 0.5 (0.707, precision 0.844, OKS AP 0.471) among those
+    that report somebody on at most 1.5% of the held-out empty photos (1.1%). 1.5%, not 2%: the pair at 2.0%
+    there (0.25 and 0.5, recall 0.717) reported people on 2.3% of all 1,758. body-lite's table gives the same
+    pair (recall 0.710, 1.7%)."""
 
-    def __init__(self, model: str | os.PathLike = "body-lite", device: str = "auto",
+    def __init__(self, model: str | os.PathLike = STILL_MODEL, device: str = "auto",
                  detector: str | os.PathLike = DEFAULT_DETECTOR, det_size: int = 256, det_threshold: float = 0.25,
                  threads: int | None = None, min_person_score: float = 0.55, refine: bool = True,
                  flip_test: bool = True, det_tiles: bool = False):

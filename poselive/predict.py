@@ -29,6 +29,7 @@ from poselive.errors import InputError, PoseliveError, SourceError
 from poselive.estimator import check_boxes
 from poselive.serialize import (COCO_RESULT_SCORE_DECIMALS, box_json, coco_keypoint_result, head_pose_json,
                                 points_json)
+from poselive.weights import STILL_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def predict_command(args) -> int:
         estimator, run = _face_estimator(args), _face_results
     else:
         from poselive.estimator import PoseEstimator
-        estimator = PoseEstimator(args.model or "body-lite", device=args.device, detector=args.detector,
+        estimator = PoseEstimator(args.model or STILL_MODEL, device=args.device, detector=args.detector,
                                   det_tiles=args.det_tiles)
         run = _body_results
     results, done = [], 0

@@ -46,11 +46,11 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def shipped_body_models() -> Path:
-    """The folder holding the shipped body-lite weights and the default person detector, or a skip saying they
-    are missing."""
-    from poselive.weights import DEFAULT_DETECTOR, models_dir
+    """The folder holding the shipped body-lite weights (live), the still-photo model and the default person
+    detector, or a skip saying they are missing."""
+    from poselive.weights import DEFAULT_DETECTOR, STILL_MODEL, models_dir
     folder = models_dir()
-    for name in ("body-lite", DEFAULT_DETECTOR):
+    for name in ("body-lite", STILL_MODEL, DEFAULT_DETECTOR):
         if not (folder / f"{name}.pt").exists():
             pytest.skip(f"shipped weights {folder / name}.pt are missing (train and ship them, or set "
                         f"POSELIVE_MODELS)")

@@ -30,13 +30,15 @@ from poselive.nets.configs import NetConfig
 from poselive.nets.hourglass import StackedHourglass
 from poselive.records import Frame, StageTimes
 from poselive.sources import SyntheticSource, open_source, read_image
-from poselive.weights import DEFAULT_DETECTOR
+from poselive.weights import DEFAULT_DETECTOR, STILL_MODEL
 
 pytestmark = pytest.mark.faults
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
     "body-lite": NetConfig("body-lite", "coco17", (48, 64), stacks=1, depth=2, width=16, stem_width=8,
+                           block="bottleneck"),
+    STILL_MODEL: NetConfig(STILL_MODEL, "coco17", (48, 64), stacks=1, depth=2, width=16, stem_width=8,
                            block="bottleneck"),
     DEFAULT_DETECTOR: NetConfig(DEFAULT_DETECTOR, "person_centre", (64, 64), stacks=1, depth=2, width=16,
                                 stem_width=8, block="bottleneck", extra_outputs=2),

@@ -104,8 +104,9 @@ def time_still_photo(photo: Path, repeats: int, device: str = "auto") -> tuple[f
     joints span, flip test: four network passes per person): median, p90 ms."""
     import cv2
     from poselive.estimator import PoseEstimator
+    from poselive.weights import STILL_MODEL
     image = cv2.imread(str(photo))
-    est = PoseEstimator("body-lite", device=device)
+    est = PoseEstimator(STILL_MODEL, device=device)
     return percentiles_ms(time_calls(lambda: est(image), repeats, warmup=3))
 
 

@@ -25,6 +25,7 @@ from poselive.body_metrics import (BodyScores, box_ap50, coco_ground_truth, form
 from poselive.errors import PoseliveError
 from poselive.tables import format_table
 from poselive.train.eval_set import EvalSet, load_eval_set
+from poselive.weights import STILL_MODEL
 from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, warp_crop
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def eval_body(args) -> int:
     if evalset.num_people == 0:
         raise PoseliveError("no annotated people with keypoints to evaluate on")
     gt_coco = coco_ground_truth(evalset.coco)
-    model = args.model or "body-lite"
+    model = args.model or STILL_MODEL
     estimator = PoseEstimator(model, device=args.device, detector=args.detector, det_size=args.det_size,
                               det_threshold=args.det_threshold, det_tiles=args.det_tiles)
     if args.detections:

@@ -23,6 +23,7 @@ import numpy as np
 from poselive.errors import PoseliveError
 from poselive.mot_metrics import FrameBoxes, frame_boxes, read_jsonl_people, read_mot_gt, score_tracks
 from poselive.tables import format_table
+from poselive.weights import STILL_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def eval_empty(args) -> int:
     modes = [m.strip() for m in args.modes.split(",")]
     for mode in modes:
         if mode == "predict":
-            est = PoseEstimator(args.model or "body-lite", device=args.device, detector=args.detector,
+            est = PoseEstimator(args.model or STILL_MODEL, device=args.device, detector=args.detector,
                                 det_tiles=args.det_tiles)
             s = empty_photos(estimator=est, photos=photos)
         elif mode == "live":
@@ -253,12 +254,14 @@ def eval_thresholds(args) -> int:
     from poselive.train.eval_set import load_eval_set
     evalset = load_eval_set(args.data)
     empty = negative_split(data_root(None), "val")
-    print(f"poselive eval --task thresholds: detector {args.detector}, model {args.model or 'body-lite'}: "
+    print(f"poselive eval --task thresholds: detector {args.detector}, model {args.model or 'the defaults'}: "
           f"{evalset.num_people} people in {len(evalset.image_paths)} photos, {len(empty)} empty photos")
     report = {}
     for mode in [m.strip() for m in args.modes.split(",")]:
         still = mode == "predict"
-        est = PoseEstimator(args.model or "body-lite", device=args.device, detector=args.detector,
+        # Each mode's own keypoint model unless one is named: STILL_MODEL for photos, body-lite live.
+        model = args.model or (STILL_MODEL if still else "body-lite")
+        est = PoseEstimator(model, device=args.device, detector=args.detector,
                             det_threshold=min(DET_THRESHOLDS), refine=still, flip_test=still)
         points = operating_points(est, evalset, empty)
         print(format_table(["detector", "person score", "recall@OKS0.5", "precision", "OKS AP", "empty photos "
