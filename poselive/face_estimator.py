@@ -55,9 +55,7 @@ class FaceEstimator:
         """One Face per face box (x, y, w, h image px; see face_detect for the box convention), in order."""
         if len(boxes_xywh) == 0:
             return []
-        km = self.landmarks
-        mats = km.crop_matrices(boxes_xywh)
-        lms, _ = km.run_crops(image, mats)
+        lms = self.landmarks.estimate(image, boxes_xywh)
         h, w = image.shape[:2]
         faces = []
         for i, b in enumerate(boxes_xywh):
