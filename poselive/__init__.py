@@ -17,7 +17,7 @@ def __getattr__(name):
         from poselive.face_estimator import FaceEstimator
         return FaceEstimator
     if name == "stream":  # for live in poselive.stream(source): ... (the network publisher is poselive.publish)
-        from poselive.app import stream
+        from poselive.live import stream
         return stream
     if name == "GestureDetector":
         from poselive.gestures import GestureDetector

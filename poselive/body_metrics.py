@@ -3,7 +3,8 @@ plain-text tables that put several methods side by side.
 
 Coordinates everywhere are original-image px (0-based pixel centres), as in the COCO json files. Ground truth is
 a pycocotools `COCO` object; predictions are COCO keypoint results:
-`{"image_id": int, "category_id": 1, "keypoints": [x, y, s] * 17, "score": float}`.
+`{"image_id": int, "category_id": 1, "keypoints": [x, y, s] * 17, "score": float}`, made by
+`keypoint_result` (serialize.coco_keypoint_result).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from scipy.optimize import linear_sum_assignment
 
 from poselive.boxes import box_iou
 from poselive.schemas import COCO17, KeypointSchema
+from poselive.serialize import coco_keypoint_result as keypoint_result  # noqa: F401 (what the scores here read)
 from poselive.tables import format_table
 
 PERSON_CATEGORY = 1
@@ -76,13 +78,6 @@ def coco_ground_truth(source: str | Path | dict) -> COCO:
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
         gt.createIndex()
     return gt
-
-
-def keypoint_result(image_id: int, keypoints: np.ndarray, score: float, **extra) -> dict:
-    """A COCO keypoint result from keypoints (K, 3): x, y in image px and per-joint score."""
-    kp = np.asarray(keypoints, np.float64).reshape(-1, 3)
-    return {"image_id": int(image_id), "category_id": PERSON_CATEGORY,
-            "keypoints": [round(float(v), 2) for v in kp.ravel()], "score": round(float(score), 5), **extra}
 
 
 # ------------------------------------------------------------------------------------------------- OKS

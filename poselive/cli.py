@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--face", action="store_true", help="time face landmarks + head pose for one face (and dlib's "
                    "predictor if installed), and the live face stage on the close-up clip against body only")
     p.add_argument("--face-device", default="onnx", help="backend for the face timing")
-    p.add_argument("--stream", action="store_true", help="time the skeleton stream's cost with 3 WebSocket clients")
+    p.add_argument("--stream", action="store_true", help="time the skeleton stream's cost with 3 WebSocket clients, "
+                   "and while clients misbehave")
+    p.add_argument("--gui", action="store_true", help="time the window: frames shown while the models load, and "
+                   "closing it while a source plays")
     p.add_argument("--cluster", action="store_true", help="time batch tracking locally vs on a local Ray with 2 "
                    "workers (needs poselive[cluster]; a few minutes)")
     p.set_defaults(target="poselive.bench:bench_command")

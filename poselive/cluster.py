@@ -1,6 +1,6 @@
-"""`poselive track --ray`: the batch of `poselive.batch`, spread over Ray workers.
+"""`poselive track --ray`: the tracking of `poselive.batch`, spread over Ray workers.
 
-Each worker is a Ray actor that loads the model once and tracks whole videos through `batch.process_video`,
+Each worker is a Ray actor that loads the model once and tracks whole videos through `videos.process_video`,
 so the files it writes are the local run's files: same skip rule (a video whose JSONL exists is skipped
 unless redo), same atomic writers (temporary file, renamed when the video is finished), same pipeline and
 frame order. The driver hands out one video at a time to whichever worker is free, shows one progress bar
@@ -29,9 +29,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from poselive.batch import VideoSummary, make_pipeline, output_paths, overlay, pending_videos, process_video
-from poselive.outputs import unfinished_paths
 from poselive.errors import PoseliveError
+from poselive.outputs import unfinished_paths
+from poselive.videos import VideoSummary, make_pipeline, output_paths, overlay, pending_videos, process_video
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +108,8 @@ class TrackWorker:
         """(error message or "", seconds the model took to load)."""
         return self.error, self.load_s
 
-    def track(self, video: str, out_dir: str, write_video: bool, exit_after: int | None = None
-              ) -> VideoSummary:
-        """process_video on one video. exit_after: test hook, the worker process exits abruptly after that
-        many frames (no clean-up of its own: what a crash or a lost node does)."""
+    def track(self, video: str, out_dir: str, write_video: bool) -> VideoSummary:
+        """process_video on one video."""
         path = Path(video)
         if self.error:
             return VideoSummary(path.name, "failed", message=self.error)
@@ -122,8 +120,6 @@ class TrackWorker:
             if now - last_send[0] >= PROGRESS_EVERY_S:
                 self.counter.add.remote(n - sent[0])
                 sent[0], last_send[0] = n, now
-            if exit_after is not None and n >= exit_after:
-                os._exit(1)
 
         try:
             row = process_video(path, self.pipeline, Path(out_dir), write_video, overlay, progress)
@@ -147,23 +143,19 @@ class RayRunTimes:
 
 def track_on_ray(videos: list[Path], out_dir: Path, address: str = "local", device: str = "auto",
                  write_video: bool = False, redo: bool = False, workers: int | None = None,
-                 show_progress: bool = True, exit_worker_after: tuple[str, int] | None = None
-                 ) -> list[VideoSummary]:
+                 show_progress: bool = True) -> list[VideoSummary]:
     """Track `videos` on Ray workers; one VideoSummary per video, in the order given (as track_videos).
 
     address: "local" starts Ray on this machine, else the address of a running cluster to join. device:
     as for track_videos; "cuda", or "auto" on a cluster with GPUs, gives each worker one GPU (CUDA fp16),
     otherwise each worker takes one CPU core. workers: how many (default: as many as the cluster has GPUs or
-    CPU cores free, at most one per video). exit_worker_after: test hook (video name, n): the worker
-    tracking that video exits abruptly after n frames."""
-    return run_on_ray(videos, out_dir, address, device, write_video, redo, workers, show_progress,
-                      exit_worker_after)[0]
+    CPU cores free, at most one per video)."""
+    return run_on_ray(videos, out_dir, address, device, write_video, redo, workers, show_progress)[0]
 
 
 def run_on_ray(videos: list[Path], out_dir: Path, address: str = "local", device: str = "auto",
                write_video: bool = False, redo: bool = False, workers: int | None = None,
-               show_progress: bool = True, exit_worker_after: tuple[str, int] | None = None
-               ) -> tuple[list[VideoSummary], RayRunTimes]:
+               show_progress: bool = True) -> tuple[list[VideoSummary], RayRunTimes]:
     """track_on_ray, also returning where the time went (for bench_cluster)."""
     ray = import_ray()
     out_dir = out_dir.resolve()
@@ -180,8 +172,7 @@ def run_on_ray(videos: list[Path], out_dir: Path, address: str = "local", device
         device, per_worker = _worker_resources(ray, device)
         free = ray.available_resources().get("GPU" if "num_gpus" in per_worker else "CPU", 0)
         n_workers = max(1, min(workers or int(free), len(todo)))
-        times = _run(ray, todo, rows, out_dir, device, per_worker, n_workers, write_video, show_progress,
-                     exit_worker_after)
+        times = _run(ray, todo, rows, out_dir, device, per_worker, n_workers, write_video, show_progress)
     finally:
         if started:
             ray.shutdown()
@@ -199,7 +190,7 @@ def _worker_resources(ray, device: str) -> tuple[str, dict]:
 
 
 def _run(ray, todo: deque[Path], rows: dict[Path, VideoSummary], out_dir: Path, device: str, per_worker: dict,
-         n_workers: int, write_video: bool, show_progress: bool, exit_worker_after) -> tuple[float, float]:
+         n_workers: int, write_video: bool, show_progress: bool) -> tuple[float, float]:
     """Hand the videos in `todo` to free workers until none is left, filling `rows`. Returns
     (workers_ready_s, overhead_s_per_video)."""
     from ray.exceptions import RayActorError, RayTaskError
@@ -218,8 +209,7 @@ def _run(ray, todo: deque[Path], rows: dict[Path, VideoSummary], out_dir: Path, 
 
     def hand_out(worker) -> None:
         v = todo.popleft()
-        exit_after = exit_worker_after[1] if exit_worker_after and exit_worker_after[0] == v.name else None
-        ref = worker.track.remote(str(v.resolve()), str(out_dir), write_video, exit_after)
+        ref = worker.track.remote(str(v.resolve()), str(out_dir), write_video)
         running[ref] = (worker, v, time.perf_counter())
 
     bar = tqdm(total=len(todo), desc="videos", unit="video", disable=not show_progress)
@@ -277,105 +267,3 @@ def _discard_unfinished(video: Path, out_dir: Path) -> None:
     for path in output_paths(video, out_dir):
         for tmp in unfinished_paths(path):
             tmp.unlink(missing_ok=True)
-
-
-# ------------------------------------------------------------------------------------------------- bench
-def bench_cluster(source: str | os.PathLike | None = None, clips: int = 6, frames: int = 20, workers: int = 2,
-                  device: str = "onnx") -> str:
-    """Videos/hour tracked locally (track_videos) against Ray with 1 and `workers` workers, on `clips` clips
-    of `frames` frames cut from `source` (default: vtest.avi in the shared data); returns a table.
-
-    Ray's cost is shown as start-up (ray.init; workers started and model loaded in each) and per video
-    (driver round trip minus the worker's own time). Whatever else runs on the machine (e.g. training)
-    slows every row; the rows run one after another, so compare them, not the absolute numbers."""
-    import tempfile
-
-    from poselive.batch import summary_table, track_videos
-    from poselive.tables import format_table
-
-    ray = import_ray()
-    with tempfile.TemporaryDirectory(prefix="poselive-bench-cluster-") as tmp:
-        source = Path(source) if source else _default_bench_video()
-        videos = cut_clips(source, Path(tmp) / "clips", clips, frames)
-        fps = _video_fps(source)
-        n_frames = clips * frames
-        table = []
-
-        def add(name, wall_s, tracked, ready_s=0.0, overhead_s=0.0, n_workers=1):
-            if any(r.status != "done" for r in tracked):
-                raise PoseliveError(f"bench clips were not all tracked ({name}):\n{summary_table(tracked)}")
-            steady = len(videos) / (wall_s - ready_s) * 3600
-            table.append([name, n_workers, round(wall_s, 1), round(ready_s, 1), round(overhead_s * 1000),
-                          round(n_frames / wall_s, 2), round(len(videos) / wall_s * 3600),
-                          round(steady / n_workers)])
-
-        t0 = time.perf_counter()
-        tracked = track_videos(videos, Path(tmp) / "local", device, show_progress=False)
-        add("local (track_videos)", time.perf_counter() - t0, tracked)
-
-        t0 = time.perf_counter()
-        started = start_ray("local", num_cpus=workers)
-        ray_start_s = time.perf_counter() - t0
-        try:
-            for n in sorted({1, workers}):
-                t0 = time.perf_counter()
-                rows, times = run_on_ray(videos, Path(tmp) / f"ray{n}", "local", device, workers=n,
-                                         show_progress=False)
-                add(f"ray, {n} worker{'s' * (n > 1)}", time.perf_counter() - t0, rows, times.workers_ready_s,
-                    times.overhead_s_per_video, n)
-        finally:
-            if started:
-                ray.shutdown()
-    load = os.getloadavg()[0]
-    note = (f"{clips} clips x {frames} frames of {frames / fps:.1f} s, device {device}, "
-            f"{len(os.sched_getaffinity(0))} cores, load average {load:.1f} at the end: other processes (e.g. "
-            f"training) share the cores and slow every row. Starting Ray took {ray_start_s:.1f} s, once per run, "
-            "not in any row. wall: the whole track call; ready: starting the workers and loading the model in "
-            "each; ms/video added: Ray's round trip per video beyond the worker's own time; videos/h/worker: "
-            "per worker once started, which is what a long batch sees.")
-    return format_table(["run", "workers", "wall s", "ready s", "ms/video added", "frames/s", "videos/h",
-                         "videos/h/worker"], table, "Batch tracking: local vs Ray") + "\n" + note
-
-
-def _default_bench_video() -> Path:
-    root = Path(os.environ.get("POSELIVE_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
-    path = root / "videos" / "vtest.avi"
-    if not path.is_file():
-        raise PoseliveError(f"no bench video at {path}; pass one, or set POSELIVE_DATA to the shared data folder")
-    return path
-
-
-def _video_fps(path: Path) -> float:
-    import cv2
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    cap.release()
-    return fps if fps and fps > 0 else 25.0
-
-
-def cut_clips(source: Path, folder: Path, clips: int, frames: int) -> list[Path]:
-    """`clips` MP4s of `frames` consecutive frames each, taken one after another from `source`."""
-    import cv2
-    if clips < 1 or frames < 1:
-        raise PoseliveError(f"cannot cut {clips} clips of {frames} frames; ask for at least one of each")
-    folder.mkdir(parents=True, exist_ok=True)
-    fps = _video_fps(source)
-    cap = cv2.VideoCapture(str(source))
-    out = []
-    try:
-        for c in range(clips):
-            path = folder / f"clip{c:03d}.mp4"
-            writer = None
-            for _ in range(frames):
-                ok, image = cap.read()
-                if not ok:
-                    raise PoseliveError(f"{source} has fewer than {clips * frames} frames; use fewer clips or frames")
-                if writer is None:
-                    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                             (image.shape[1], image.shape[0]))
-                writer.write(image)
-            writer.release()
-            out.append(path)
-    finally:
-        cap.release()
-    return out

@@ -4,8 +4,7 @@
     people = PoseEstimator("body-lite", device="auto")(image_bgr)            # detect, then keypoints
     people = PoseEstimator("body-lite")(image_bgr, boxes=[[x, y, w, h], ...])  # one person per given box
 
-image -> [detector] -> boxes -> affine crops (transforms) -> network (backends) -> heatmaps -> decode (codec)
-      -> inverse affine -> Person records in original image px.
+image -> [detector] -> boxes -> keypoints in each box (keypoint_model) -> Person records in original image px.
 """
 from __future__ import annotations
 
@@ -15,12 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poselive.codec import HeatmapCodec
 from poselive.duplicates import distinct_people
-from poselive.errors import InputError, InputTypeError, WeightsError
+from poselive.errors import InputError, InputTypeError
+from poselive.keypoint_model import KeypointModel
 from poselive.records import Person
-from poselive.schemas import schema_by_name
-from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
 from poselive.weights import DEFAULT_DETECTOR, STILL_MODEL, resolve_weights
 
 log = logging.getLogger(__name__)
@@ -88,61 +85,6 @@ def check_boxes(boxes, image_wh: tuple[int, int] | None = None, where: str = "")
     return arr
 
 
-class KeypointModel:
-    """One top-down keypoint network behind a backend: crops (boxes) of an image -> keypoints in image px."""
-
-    def __init__(self, model: str | os.PathLike, device: str = "auto", expect_schema: str | None = None,
-                 threads: int | None = None):
-        from poselive.backends import make_backend
-        path = resolve_weights(model)
-        self.backend = make_backend(path, device, threads=threads)
-        self.cfg = self.backend.config
-        if expect_schema and self.cfg.schema != expect_schema:
-            raise WeightsError(f"{path} predicts {self.cfg.schema} keypoints, not {expect_schema}")
-        self.codec = HeatmapCodec(self.cfg.input_wh, 4, self.cfg.sigma, self.cfg.blur_sigma)
-
-    def crop_matrices(self, boxes_xywh: np.ndarray, padding: float = 1.25) -> list[np.ndarray]:
-        return [crop_matrix(box_to_crop(b, self.cfg.input_wh, padding), self.cfg.input_wh) for b in boxes_xywh]
-
-    def preprocess(self, image: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
-        """Affine crops, normalised: float32 (M, 3, H, W)."""
-        W, H = self.cfg.input_wh
-        if not matrices:
-            return np.zeros((0, 3, H, W), np.float32)
-        return normalize_bgr(np.stack([warp_crop(image, m, self.cfg.input_wh) for m in matrices]))
-
-    def infer(self, batch: np.ndarray, max_batch: int = 16, flip: bool = False) -> np.ndarray:
-        """Network: (M, 3, H, W) -> keypoint heatmaps (M, K, h, w) float32.
-
-        flip: also run the mirrored crops and average in their heatmaps, mirrored back with left and right
-        swapped (flip test, as in SimpleBaseline / HRNet). Pixel centres mirror exactly at stride 4, so no
-        shift is needed. Twice the network time; for still images, not the live pipeline."""
-        K = self.cfg.num_keypoints
-        if len(batch) == 0:
-            w, h = self.codec.heatmap_wh
-            return np.zeros((0, K, h, w), np.float32)
-        if flip:
-            both = self.infer(np.concatenate([batch, batch[..., ::-1]]), max_batch)
-            mirrored = both[len(batch):, schema_by_name(self.cfg.schema).flip_permutation(), :, ::-1]
-            return (both[:len(batch)] + mirrored) / 2
-        return np.concatenate([self.backend.run(batch[s:s + max_batch])[:, :K]
-                               for s in range(0, len(batch), max_batch)])
-
-    def decode(self, heatmaps: np.ndarray, matrices: list[np.ndarray]) -> np.ndarray:
-        """Heatmaps (M, K, h, w) -> keypoints (M, K, 3: x, y in image px, score) float32."""
-        if len(heatmaps) == 0:
-            return np.zeros((0, self.cfg.num_keypoints, 3), np.float32)
-        xy, sc = self.codec.decode(heatmaps)
-        return np.stack([np.c_[apply_matrix(invert_matrix(m), xy[j]), sc[j]] for j, m in enumerate(matrices)]
-                        ).astype(np.float32)
-
-    def run_crops(self, image: np.ndarray, matrices: list[np.ndarray], flip: bool = False
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints (M, K, 3: x, y in image px, score) and heatmaps (M, K, h, w) for the given crop affines.
-        flip: see `infer`."""
-        hm = self.infer(self.preprocess(image, matrices), flip=flip)
-        return self.decode(hm, matrices), hm
-
 def person_score(kps: np.ndarray, min_score: float = 0.2) -> float:
     """Mean score of the keypoints the network is fairly sure of (0 if none): a person whose joints are all
     faint is probably not a person."""
@@ -196,7 +138,7 @@ class PoseEstimator:
     ONNX Runtime threads per network (None: one per core; 1 where several processes share the cores, as Ray
     workers do); min_person_score: a person the detector found is returned only when its confident joints
     average this much (people in given boxes always are); refine: see `find`; flip_test: average each crop's
-    heatmaps with its mirror image's (`KeypointModel.infer`): on our validation split (GT boxes, body-lite step
+    heatmaps with its mirror image's (`KeypointModel.estimate_crops`): on our validation split (GT boxes, body-lite step
     8,682) OKS AP 0.387 -> 0.403, PCK@0.2 0.906 -> 0.913, recall at OKS 0.5 0.717 -> 0.703, for twice the
     network time. The live pipeline runs the network itself, without. det_tiles: the detector also looks at the
     image's four corner tiles (`PersonDetector`), for small people; it always looks at the whole image twice, at
@@ -274,6 +216,5 @@ class PoseEstimator:
     def estimate(self, image: np.ndarray, boxes_xywh: np.ndarray) -> list[Person]:
         """One Person per box, in order. Person.score is the mean score of its confident joints (the detector's
         own confidence only decides whether a box is looked at)."""
-        mats = self.keypoints.crop_matrices(boxes_xywh)
-        kps, _ = self.keypoints.run_crops(image, mats, flip=self.flip_test)
+        kps = self.keypoints.estimate(image, boxes_xywh, flip=self.flip_test)
         return [Person(kps[i], tuple(float(v) for v in b), person_score(kps[i])) for i, b in enumerate(boxes_xywh)]

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from poselive.records import Face
-
 
 def smoothing_factor(dt: np.ndarray, cutoff: np.ndarray) -> np.ndarray:
     """Exponential-smoothing weight of a new sample for a low-pass at `cutoff` Hz after `dt` seconds."""
@@ -139,8 +137,7 @@ class PoseSmoother:
             if rec.track_id < 0:
                 out.append(rec)
                 continue
-            field = "landmarks" if isinstance(rec, Face) else "keypoints"
-            pts = np.asarray(getattr(rec, field), np.float32)
+            pts = np.asarray(rec.points, np.float32)
             f = self._filters.get(rec.track_id)
             if f is None:
                 f = self._filters[rec.track_id] = OneEuroFilter(cfg.min_cutoff, cfg.beta, cfg.d_cutoff,
@@ -150,7 +147,7 @@ class PoseSmoother:
             smoothed = pts.copy()
             smoothed[:, :2] = f(pts[:, :2], t, good)
             self._last_seen[rec.track_id] = t
-            out.append(dataclasses.replace(rec, **{field: smoothed}))
+            out.append(dataclasses.replace(rec, points=smoothed))
         for tid in [tid for tid, seen in self._last_seen.items() if t - seen > cfg.forget_after_s]:
             del self._filters[tid], self._last_seen[tid]
         return out

@@ -17,7 +17,7 @@ the hand on the image's right.
 
     detector = GestureDetector()
     detector.on("jump", lambda e: print("jump!", e.track_id))
-    for live in poselive.app.stream("0"):
+    for live in poselive.stream("0"):
         r = live.result
         detector.update(r.people, r.frame.index, r.frame.video_time, r.frame.image.shape[0])
 

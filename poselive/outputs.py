@@ -1,6 +1,6 @@
-"""Writing results: one JSON line per frame, and annotated MP4. Both write to a temporary file first and
-rename it into place when finished (`atomic`), so an interrupted run never leaves a half file under the final
-name. A source that ends early (truncated video) still finishes its files: what was read is kept."""
+"""Writing results: one JSON line per frame, and annotated MP4; `JsonlSink` and `VideoSink` are the same as
+sinks of the live loop. Both write to a temporary file first and rename it into place when finished
+(`atomic`), so an interrupted run never leaves a half file under the final name. A source that ends early (truncated video) still finishes its files: what was read is kept."""
 from __future__ import annotations
 
 import json
@@ -11,29 +11,7 @@ import cv2
 import numpy as np
 
 from poselive.errors import PoseliveError
-from poselive.records import Face, Person
-
-
-def person_json(p: Person) -> dict:
-    return {"track_id": int(p.track_id), "bbox": [round(float(v), 2) for v in p.bbox],
-            "score": round(float(p.score), 4),
-            "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in p.keypoints]}
-
-
-def face_json(f: Face) -> dict:
-    d = {"track_id": int(f.track_id), "bbox": [round(float(v), 2) for v in f.bbox], "score": round(float(f.score), 4),
-         "landmarks": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in f.landmarks]}
-    if f.head_pose is not None:
-        d["head_pose"] = {"yaw": round(f.head_pose.yaw, 2), "pitch": round(f.head_pose.pitch, 2),
-                          "roll": round(f.head_pose.roll, 2)}
-    return d
-
-
-def frame_json(index: int, time_s: float, people: list[Person], faces: list[Face] = ()) -> dict:
-    """The JSONL line of one frame (README documents it). `people` and `faces` are always lists, empty when
-    nobody (or no face, or no face task) is there."""
-    return {"frame": int(index), "time": round(float(time_s), 4), "people": [person_json(p) for p in people],
-            "faces": [face_json(f) for f in faces]}
+from poselive.serialize import frame_json
 
 
 def unfinished_paths(path: str | os.PathLike) -> list[Path]:
@@ -116,3 +94,38 @@ class VideoWriter(_AtomicFile):
             self._w.release()
             self._w = None
         self.discard()
+
+
+class JsonlSink:
+    """A live-loop sink (poselive.live.Sink) writing one JSON line per frame (serialize.frame_json)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.writer = JsonlWriter(path)
+
+    def on_result(self, live) -> None:
+        r = live.result
+        self.writer.write(frame_json(r.frame.index, r.frame.video_time, r.people, r.faces))
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def discard(self) -> None:
+        """Close and leave no file behind."""
+        self.writer.close_unfinished()
+
+
+class VideoSink:
+    """A live-loop sink writing each drawn frame (LiveResult.image: run the loop with an Overlay) to an MP4."""
+
+    def __init__(self, path: str | os.PathLike, fps: float):
+        self.writer = VideoWriter(path, fps)
+
+    def on_result(self, live) -> None:
+        self.writer.write(live.image)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def discard(self) -> None:
+        """Close and leave no file behind."""
+        self.writer.close_unfinished()

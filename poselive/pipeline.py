@@ -6,8 +6,6 @@ frame's keypoints) -> crops -> network (batched over people) -> decode -> drop d
 """
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,6 +16,7 @@ from poselive.estimator import CropHeatmaps, PoseEstimator, body_box, check_imag
 from poselive.codec import image_to_heatmap_matrix
 from poselive.filters import PoseSmoother, SmootherConfig
 from poselive.records import Face, Frame, Person, StageTimes
+from poselive.timing import StageTimer
 from poselive.tracking import Tracker, TrackerConfig
 
 
@@ -80,17 +79,6 @@ def claimed(detections_xywh: np.ndarray, crops_xywh: np.ndarray, min_iou: float 
     return taken
 
 
-class _Timer:
-    def __init__(self):
-        self.ms: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str):
-        t = time.perf_counter()
-        yield
-        self.ms[name] = self.ms.get(name, 0.0) + (time.perf_counter() - t) * 1000.0
-
-
 class Pipeline:
     """Bodies (and, with a face estimator, faces) frame after frame, with stable ids.
 
@@ -132,7 +120,7 @@ class Pipeline:
         if self.face_stage is not None:
             self.face_stage.reset()
 
-    def _boxes(self, image: np.ndarray, index: int, timer: _Timer) -> tuple[np.ndarray, np.ndarray | None]:
+    def _boxes(self, image: np.ndarray, index: int, timer: StageTimer) -> tuple[np.ndarray, np.ndarray | None]:
         """Crop boxes for this frame: where tracked people are expected, plus new detections (those scoring
         det_threshold or more that overlap no tracked crop). Also returns this frame's detections (M, 5) down to
         confirm_threshold, the evidence that keeps tracks alive, or None on a frame without detection."""
@@ -162,20 +150,16 @@ class Pipeline:
         return boxes, det
 
     def __call__(self, frame: Frame) -> FrameResult:
-        timer = _Timer()
+        timer = StageTimer()
         image = check_image(frame.image)
         if frame.index < self._last_index:  # the source restarted: no track, crop or detection carries over
             self.reset()
         self._last_index = frame.index
         boxes, detections = self._boxes(image, frame.index, timer)
         km = self.estimator.keypoints
-        with timer.stage("preprocess"):
-            mats = km.crop_matrices(boxes)
-            batch = km.preprocess(image, mats)
-        with timer.stage("network"):
-            hms = km.infer(batch)
+        crops = km.estimate_crops(image, boxes, timer=timer)
+        kps = crops.keypoints
         with timer.stage("decode"):
-            kps = km.decode(hms, mats)
             people, keep = [], []
             for i in range(len(boxes)):
                 s = person_score(kps[i])
@@ -205,6 +189,7 @@ class Pipeline:
             people = []
         heatmaps = []
         if self.config.keep_heatmaps:
-            heatmaps = [CropHeatmaps(hms[i], image_to_heatmap_matrix(mats[i], km.codec.stride)) for i in keep]
+            heatmaps = [CropHeatmaps(crops.heatmaps[i], image_to_heatmap_matrix(crops.matrices[i], km.codec.stride))
+                        for i in keep]
         return FrameResult(frame, people, faces, StageTimes(timer.ms), heatmaps, detections is not None)
 

@@ -27,6 +27,8 @@ import numpy as np
 
 from poselive.errors import InputError, PoseliveError, SourceError
 from poselive.estimator import check_boxes
+from poselive.serialize import (COCO_RESULT_SCORE_DECIMALS, box_json, coco_keypoint_result, head_pose_json,
+                                points_json)
 from poselive.weights import STILL_MODEL
 
 log = logging.getLogger(__name__)
@@ -110,31 +112,21 @@ def image_ids(images: list[Path], ids: dict[str, int]) -> list[int]:
     return out
 
 
-def _result(path: Path, image_id: int, points_key: str, points: np.ndarray, score: float, bbox) -> dict:
-    # file_name is what COCO tools match on; path (as given) tells apart images that share a name.
-    r = {"file_name": path.name, "path": str(path), "image_id": image_id}
-    pts = np.asarray(points, np.float64)
-    if points_key == "keypoints":  # COCO keypoint results: a flat list, which pycocotools reads
-        r["category_id"] = 1
-        r[points_key] = [round(float(v), 2) for v in pts.ravel()]
-    else:
-        r[points_key] = [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in pts]
-    r.update(score=round(float(score), 5), bbox=[round(float(v), 2) for v in bbox])
-    return r
-
-
 def _body_results(estimator, image: np.ndarray, boxes, path: Path, image_id: int) -> list[dict]:
     people = estimator(image) if boxes is None else estimator(image, boxes=np.asarray(boxes).reshape(-1, 4))
-    return [_result(path, image_id, "keypoints", p.keypoints, p.score, p.bbox) for p in people]
+    # file_name is what COCO tools match on; path (as given) tells apart images that share a name.
+    return [{"file_name": path.name, "path": str(path),
+             **coco_keypoint_result(image_id, p.points, p.score, bbox=box_json(p.bbox))} for p in people]
 
 
 def _face_results(estimator, image: np.ndarray, boxes, path: Path, image_id: int) -> list[dict]:
     faces = estimator(image) if boxes is None else estimator(image, boxes=boxes)
     out = []
     for f in faces:
-        r = _result(path, image_id, "landmarks", f.landmarks, f.score, f.bbox)
+        r = {"file_name": path.name, "path": str(path), "image_id": image_id, "landmarks": points_json(f.points),
+             "score": round(float(f.score), COCO_RESULT_SCORE_DECIMALS), "bbox": box_json(f.bbox)}
         if f.head_pose is not None:
-            r["head_pose"] = {k: round(float(getattr(f.head_pose, k)), 2) for k in ("yaw", "pitch", "roll")}
+            r["head_pose"] = head_pose_json(f.head_pose)
         out.append(r)
     return out
 
@@ -155,13 +147,7 @@ def _render(image: np.ndarray, results: list[dict], out: Path) -> None:
 
 
 def _face_estimator(args):
-    try:
-        from poselive.face_estimator import FaceEstimator
-    except ModuleNotFoundError as e:
-        if e.name != "poselive.face_estimator":
-            raise
-        raise PoseliveError("face prediction is not available yet (no face estimator in this version); "
-                            "use --task body") from None
+    from poselive.face_estimator import FaceEstimator
     return FaceEstimator(args.model or "face-lite", device=args.device)
 
 

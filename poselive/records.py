@@ -1,5 +1,6 @@
 """The small typed records that pass between pipeline stages. Coordinates are original-image px (0-based pixel
-centres) unless a docstring says otherwise."""
+centres) unless a docstring says otherwise. Every record with points (a Person's keypoints, a Face's landmarks)
+holds them as `points`, so tracking, smoothing and output treat both alike."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,12 +22,18 @@ class Frame:
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class Person:
-    """One body. keypoints: (17, 3) float32 x, y in image px and score in [0, 1]; bbox: (x, y, w, h) image px;
-    score: person confidence; track_id: stable id from tracking (-1 before tracking)."""
-    keypoints: np.ndarray
+    """One body. points: (17, 3) float32 x, y in image px and score in [0, 1] (COCO-17 order; also known as
+    `keypoints`); bbox: (x, y, w, h) image px; score: person confidence; track_id: stable id from tracking (-1
+    before tracking)."""
+    points: np.ndarray
     bbox: tuple[float, float, float, float]
     score: float
     track_id: int = -1
+
+    @property
+    def keypoints(self) -> np.ndarray:
+        """`points`, by the name COCO gives a body's points."""
+        return self.points
 
 
 @dataclass(frozen=True)
@@ -39,16 +46,21 @@ class HeadPose:
 
 @dataclass(frozen=True, eq=False)  # holds arrays: compare by identity
 class Face:
-    """One face. landmarks: (68, 3) float32 x, y in image px and score; bbox: (x, y, w, h) image px;
-    head_pose: None when the fit failed; rvec/tvec: solvePnP's rotation and translation (camera frame) for
-    drawing axes."""
-    landmarks: np.ndarray
+    """One face. points: (68, 3) float32 x, y in image px and score (iBUG order; also known as `landmarks`);
+    bbox: (x, y, w, h) image px; head_pose: None when the fit failed; rvec/tvec: solvePnP's rotation and
+    translation (camera frame) for drawing axes."""
+    points: np.ndarray
     bbox: tuple[float, float, float, float]
     score: float
     head_pose: HeadPose | None = None
     rvec: np.ndarray | None = None
     tvec: np.ndarray | None = None
     track_id: int = -1
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        """`points`, by the name a face's points go by."""
+        return self.points
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ _NO_MATCH = 1e6
 
 def _points(record: Person | Face) -> np.ndarray:
     """(K, 3) x, y image px and score of a Person's keypoints or a Face's landmarks, float64."""
-    return np.asarray(record.landmarks if isinstance(record, Face) else record.keypoints, np.float64)
+    return np.asarray(record.points, np.float64)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,13 @@ def apply_matrix(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
     return xy @ m[:, :2].T + m[:, 2]
 
 
+def crop_to_image(matrices: list[np.ndarray], xy_crop: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Points found in crops back in the image: matrices M 2x3 (image px -> crop px), xy_crop (M, K, 2) crop
+    px, scores (M, K) -> (M, K, 3) float32 x, y in image px and score."""
+    return np.stack([np.c_[apply_matrix(invert_matrix(m), xy_crop[j]), scores[j]] for j, m in enumerate(matrices)]
+                    ).astype(np.float32)
+
+
 def warp_crop(image: np.ndarray, m: np.ndarray, out_wh: tuple[int, int],
               border_value=MEAN_BGR_U8) -> np.ndarray:
     """Cut the crop described by `m` (image -> crop) out of `image` (H, W, 3 uint8). Bilinear."""

@@ -69,6 +69,7 @@ def test_torch_cpu_backend_gives_float32_heatmaps_and_leaves_the_model_alone(tin
     assert backend.name == "torch-cpu" and backend.config == TINY
 
 
+@pytest.mark.slow
 @needs_ort
 @pytest.mark.parametrize("hw", SIZES)
 def test_onnxruntime_matches_torch(model, onnx_path, hw):
@@ -80,6 +81,7 @@ def test_onnxruntime_matches_torch(model, onnx_path, hw):
     assert np.abs(out - ref).max() < 1e-3
 
 
+@pytest.mark.slow
 @needs_ort
 @pytest.mark.parametrize("shape", [(1, 3, 1, 1), (3, 3, 33, 17), (5, 3, 64, 48)])
 def test_onnx_export_has_dynamic_batch_height_and_width(model, onnx_path, shape):
@@ -90,6 +92,7 @@ def test_onnx_export_has_dynamic_batch_height_and_width(model, onnx_path, shape)
     assert np.abs(out - TorchCPUBackend(model).run(random_input(n, h, w))).max() < 1e-3
 
 
+@pytest.mark.slow
 @needs_ort
 def test_onnx_file_carries_its_config_schema_and_name(onnx_path):
     backend = OnnxRuntimeBackend(onnx_path)
@@ -98,6 +101,7 @@ def test_onnx_file_carries_its_config_schema_and_name(onnx_path):
     assert schema["name"] == "coco17" and schema["keypoints"][:2] == ["nose", "left_eye"]
 
 
+@pytest.mark.slow
 @needs_ort
 def test_without_torch_the_onnx_beside_the_weights_runs_and_the_pt_is_not_loaded(tiny, tmp_path, monkeypatch):
     weights = tmp_path / "tiny.pt"
@@ -118,6 +122,7 @@ def test_without_torch_the_onnx_beside_the_weights_runs_and_the_pt_is_not_loaded
         make_backend(weights, "onnx")
 
 
+@pytest.mark.slow
 @needs_ort
 def test_an_onnx_file_without_its_weights_runs_on_onnx_only(tiny, tmp_path):
     path = export_onnx(tiny, tmp_path / "alone.onnx")
@@ -126,6 +131,7 @@ def test_an_onnx_file_without_its_weights_runs_on_onnx_only(tiny, tmp_path):
         make_backend(path, "cpu")
 
 
+@pytest.mark.slow
 @needs_ort
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the TorchScript exporter's notice
 def test_metadata_only_rewrites_the_metadata_and_leaves_the_graph(tiny, tmp_path, capsys):
@@ -160,6 +166,7 @@ def test_cuda_fp16_matches_torch_cpu(model, hw):
     assert np.abs(backend.run(other) - TorchCPUBackend(model).run(other)).max() < 2e-2
 
 
+@pytest.mark.slow
 def test_every_available_backend_agrees_on_one_input(model):
     x = random_input(1, H, W)
     ref = TorchCPUBackend(model).run(x)
@@ -170,6 +177,7 @@ def test_every_available_backend_agrees_on_one_input(model):
         assert np.abs(backend.run(x) - ref).max() < tol, backend.name
 
 
+@pytest.mark.slow
 def test_auto_picks_the_fastest_backend_here(tiny, tmp_path):
     weights = tmp_path / "tiny.pt"
     save_checkpoint(weights, tiny)
@@ -182,6 +190,7 @@ def test_auto_picks_the_fastest_backend_here(tiny, tmp_path):
     assert np.abs(backend.run(x) - TorchCPUBackend(tiny).run(x)).max() < tol
 
 
+@pytest.mark.slow
 @needs_ort
 def test_onnx_export_is_cached_by_the_weights_hash(tiny, tmp_path, private_cache):
     weights = tmp_path / "w.pt"
@@ -196,6 +205,7 @@ def test_onnx_export_is_cached_by_the_weights_hash(tiny, tmp_path, private_cache
     assert make_backend(weights, "onnx").path != first.path
 
 
+@pytest.mark.slow
 @needs_ort
 def test_an_onnx_file_shipped_beside_the_weights_is_used(tiny, tmp_path):
     weights = tmp_path / "tiny.pt"
@@ -204,6 +214,7 @@ def test_an_onnx_file_shipped_beside_the_weights_is_used(tiny, tmp_path):
     assert make_backend(weights, "onnx").path == shipped
 
 
+@pytest.mark.slow
 @needs_ort
 def test_a_stale_shipped_onnx_file_is_not_used(tiny, tmp_path):
     weights = tmp_path / "tiny.pt"
@@ -272,6 +283,7 @@ def test_wrong_input_shape_is_refused(tiny):
         TorchCPUBackend(tiny).run(np.zeros((3, 32, 32), np.float32))
 
 
+@pytest.mark.slow
 @needs_ort
 def test_export_onnx_command_writes_a_checked_file(tiny, tmp_path, capsys):
     weights = tmp_path / "w.pt"

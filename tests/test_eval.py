@@ -2,7 +2,6 @@
 OKS 0.5); `poselive eval` scores the real validation photos; the MediaPipe baseline sees the same crops."""
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -177,7 +176,7 @@ def test_missing_mediapipe_is_said_in_one_line(monkeypatch, tmp_path):
 def test_bench_without_mediapipe_says_that_first(monkeypatch, tmp_path):
     """Even where the shared photos are missing too: the missing MediaPipe is what to mend first."""
     pytest.importorskip("torch", reason="poselive bench needs torch (pip install 'poselive[train]')")
-    from poselive.bench import mediapipe_section
+    from poselive.bench.pipeline import mediapipe_section
     monkeypatch.setenv(mediapipe_pose.PYTHON_ENV, str(tmp_path / "no-python"))
     monkeypatch.setenv("POSELIVE_DATA", str(tmp_path / "no-data"))
     line = mediapipe_section(None)
@@ -269,8 +268,8 @@ def test_eval_command_scores_real_photos_and_writes_json(fashion_val_subset, tmp
     assert f"{STILL_MODEL}, GT boxes" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_face_eval_writes_scores_and_a_ced_plot(shared_data, tmp_path, monkeypatch):
-    pytest.importorskip("poselive.face_estimator", reason="no face estimator in this version")
     torch = pytest.importorskip("torch", reason="torch is not installed (untrained test weights are made with it)")
     from poselive.checkpoint import save_checkpoint
     from poselive.nets.configs import config_by_name
@@ -304,12 +303,6 @@ def test_face_eval_writes_scores_and_a_ced_plot(shared_data, tmp_path, monkeypat
     assert report["face_score_gate"] == FACE_MIN_SCORE
     assert report["faces_passing_gate"] * 3 == pytest.approx(round(report["faces_passing_gate"] * 3))
     assert report["beside_crops_passing_gate"] * 12 == pytest.approx(round(report["beside_crops_passing_gate"] * 12))
-
-
-def test_face_eval_says_clearly_when_there_is_no_face_estimator(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "poselive.face_estimator", None)  # as in a version without faces
-    assert main(["eval", "--task", "face"]) == 2
-    assert "face evaluation is not available yet" in capsys.readouterr().err
 
 
 def test_eval_with_own_detections_reports_the_detectors_box_recall(shared_data, shipped_body_models, tmp_path):
@@ -359,6 +352,7 @@ def test_box_ap50_counts_misses_false_alarms_and_their_ranking():
     assert alarm_low == pytest.approx(1.0) and alarm_high < 0.8
 
 
+@pytest.mark.slow
 def test_own_detections_find_the_people_of_crowded_coco_photos(shared_data, shipped_body_models, tmp_path):
     """The whole product on coco_mini's 36 everyday scenes (86 people with joints, many at tables, behind others
     or cut by the frame), none of them trained on: `poselive eval --detections` with the shipped detector and

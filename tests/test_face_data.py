@@ -106,6 +106,7 @@ def test_flipped_crops_relabel_the_eyes(sample_cache):
         assert kp[0, 0] < kp[16, 0]
 
 
+@pytest.mark.slow
 def test_face_task_trains_and_validates_by_nme(sample_cache, tmp_path):
     import torch  # noqa: F811 (checked at the top)
 
@@ -155,6 +156,7 @@ def test_negative_crops_stay_clear_of_faces_and_teach_empty_heatmaps(sample_cach
     assert bool((weight[empty] == 1).all())
 
 
+@pytest.mark.slow
 def test_shipped_constants_are_what_the_training_faces_give(records):
     """MEAN_FACE_MM and the body face-box constants say they were fitted on the 300-W training faces: refit."""
     from poselive import face_detect

@@ -71,6 +71,7 @@ def test_face_box_from_body_needs_confident_head_points():
         face_box_from_body(np.zeros((68, 3)))
 
 
+@pytest.mark.slow
 def test_haar_detector_finds_faces_or_says_why(val_faces):
     if not hasattr(cv2, "CascadeClassifier"):   # OpenCV 5 moved the cascades out of the main modules
         with pytest.raises(FaceDetectorUnavailable, match="opencv-python-headless<5"):
@@ -81,6 +82,7 @@ def test_haar_detector_finds_faces_or_says_why(val_faces):
     assert np.mean(np.array(found) > 0.5) > 0.7
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="dlib not installed (pip install dlib-bin)")
 def test_dlib_hog_boxes_are_calibrated_to_the_face_box(val_faces):
     ious = []

@@ -22,6 +22,7 @@ def test_missing_dlib_is_explained():
         DlibFace68()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("dlib") is None, reason="dlib not installed (pip install dlib-bin)")
 def test_dlib_on_validation_faces(shared_data):
     try:

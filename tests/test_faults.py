@@ -358,6 +358,7 @@ def png_bomb(path: Path, w: int, h: int) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_an_image_over_the_pixel_limit_is_refused_before_it_is_decoded(tmp_path, caplog, capsys):
     bomb = png_bomb(tmp_path / "bomb.png", 9000, 6000)  # 54 megapixels, 54 MB decoded, 55 kB on disk
     tracemalloc.start()
@@ -390,6 +391,7 @@ def test_image_sizes_are_read_from_the_headers_of_every_format_poselive_reads(tm
 
 
 # ------------------------------------------------------------------------------ a crash in the middle of track
+@pytest.mark.slow
 def test_kill_9_during_track_leaves_no_half_file_and_a_rerun_gives_the_same_bytes(tmp_path):
     videos = tmp_path / "in"
     for name in ("a", "b"):

@@ -28,7 +28,6 @@ from poselive.gui.worker import wait_for_background  # noqa: E402
 from poselive.sources import LiveCaptureSource, RetryPolicy, SyntheticSource  # noqa: E402
 from poselive.weights import DEFAULT_DETECTOR, resolve_weights  # noqa: E402
 
-CLOSE_WITHIN_S = 2.5
 LOAD_TIMEOUT_MS = 240_000  # loading the models on a busy 2-core machine can take a while
 
 
@@ -74,10 +73,9 @@ def make_window(qtbot, qapp, tmp_path):
 
 
 def close_in_time(window: MainWindow) -> None:
-    t = time.monotonic()
+    """Close the window; its worker thread must have stopped (how long closing takes is a benchmark:
+    `poselive bench --gui`)."""
     window.close()
-    took = time.monotonic() - t
-    assert took < CLOSE_WITHIN_S, f"closing took {took:.1f} s"
     assert window.shutdown(), "the worker thread is still running after close"
 
 
@@ -91,6 +89,7 @@ def frames_after(window: MainWindow, n: int):
     return lambda: window.frames_shown >= start + n
 
 
+@pytest.mark.slow
 def test_window_runs_the_pipeline_on_a_video_with_heatmaps_screenshot_and_recording(
         make_window, qtbot, body_models, vtest, tmp_path):
     window = make_window()

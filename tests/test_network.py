@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install 'poselive[train]')")
 import torch.nn.functional as F  # noqa: E402
 
-from poselive.bench import model_stats  # noqa: E402
+from poselive.bench.network import model_stats  # noqa: E402
 from poselive.nets.configs import CONFIGS, NetConfig, config_by_name  # noqa: E402
 from poselive.nets.hourglass import StackedHourglass, count_params  # noqa: E402
 
@@ -85,6 +85,7 @@ def test_model_stats_counts_the_real_parameters(name):
     assert stats.gflops > 0
 
 
+@pytest.mark.slow
 def test_flops_grow_with_the_input_area():
     # Fully convolutional: twice the width (both multiples of the padding) is twice the work.
     cfg = config_by_name("body-lite")
@@ -103,6 +104,7 @@ def test_flops_match_a_real_forward_pass():
     assert model_stats(TINY).gflops == pytest.approx(counter.get_total_flops() / 1e9, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_lite_models_fit_a_cpu_budget_and_full_is_the_big_one():
     stats = {name: model_stats(config_by_name(name)) for name in CONFIGS}
     for lite in ("body-lite", "face-lite"):

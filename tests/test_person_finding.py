@@ -31,6 +31,7 @@ def empty_sample(shared_data):
     return photos
 
 
+@pytest.mark.slow
 def test_still_photos_of_empty_scenes_show_nobody(shipped_body_models, empty_sample):
     from poselive.estimator import PoseEstimator
     from poselive.train.evaluate_finding import empty_photos
@@ -39,6 +40,7 @@ def test_still_photos_of_empty_scenes_show_nobody(shipped_body_models, empty_sam
     assert s.with_people <= FLOOR_EMPTY_PREDICT, s
 
 
+@pytest.mark.slow
 def test_the_live_pipeline_shows_nobody_in_empty_rooms(shipped_body_models, empty_sample):
     from poselive.app import build_pipeline
     from poselive.train.evaluate_finding import empty_photos
@@ -46,6 +48,7 @@ def test_the_live_pipeline_shows_nobody_in_empty_rooms(shipped_body_models, empt
     assert s.with_people <= FLOOR_EMPTY_LIVE, s
 
 
+@pytest.mark.slow
 def test_pedestrians_are_tracked_against_ground_truth(shared_data, shipped_body_models, tmp_path, capsys):
     """`poselive eval --task track` on the first 120 frames of the pedestrian video (a cut of the clip the
     ground truth covers), then the JSONL it wrote scored again as a file: the same figures."""

@@ -6,14 +6,15 @@ import dataclasses
 import numpy as np
 import pytest
 
-from poselive.app import DEMO_CLIP, render_live, stream
+from poselive.app import DEMO_CLIP
+from poselive.live import draw, stream
 from poselive.filters import SmootherConfig
 from poselive.tracking import TrackerConfig
 
 
 @pytest.fixture(scope="module")
 def pipe(shipped_body_models):
-    from poselive.app import build_pipeline
+    from poselive.live import build_pipeline
     return build_pipeline("body", "auto")
 
 
@@ -38,8 +39,8 @@ def test_new_smoothing_keeps_the_tracks_and_new_tracking_starts_over(pipe):
 def test_drawing_a_result_leaves_the_pipelines_stage_times_alone(pipe):
     live = next(iter(stream(str(DEMO_CLIP), pipe, max_frames=1)))
     before = dict(live.result.times.ms)
-    img = render_live(live, hud=True)
-    assert img.shape == live.result.frame.image.shape
+    drawn = draw(live)
+    assert drawn.image.shape == live.result.frame.image.shape and "render" in drawn.result.times.ms
     assert live.result.times.ms == before and "render" not in before
 
 

@@ -52,6 +52,7 @@ def tracked(shipped_body_models, tmp_path_factory):
     return video, out
 
 
+@pytest.mark.slow
 def test_track_writes_one_line_per_frame_in_the_documented_format(tracked):
     video, out = tracked
     lines = read_jsonl(out / "vtest60.jsonl")
@@ -69,6 +70,7 @@ def test_track_writes_one_line_per_frame_in_the_documented_format(tracked):
     assert scores.min() >= 0 and scores.max() <= 1, "keypoint scores are documented as [0, 1]"
 
 
+@pytest.mark.slow
 def test_people_walking_past_fire_no_gestures(tracked):
     """Gestures are for a player facing the camera; the walkers of this street scene (seen side-on, from
     behind, or small) fire none. Before players were required, these 60 frames fired 8 jumps, 2 crouches and
@@ -85,6 +87,7 @@ def test_people_walking_past_fire_no_gestures(tracked):
     assert events == []
 
 
+@pytest.mark.slow
 def test_pedestrians_keep_their_ids_while_visible(tracked):
     video, out = tracked
     lines = read_jsonl(out / "vtest60.jsonl")
@@ -99,6 +102,7 @@ def test_pedestrians_keep_their_ids_while_visible(tracked):
     assert len(lengths) <= 3 * max(per_frame), f"{len(lengths)} ids for at most {max(per_frame)} people a frame"
 
 
+@pytest.mark.slow
 def test_smoothed_skeletons_stay_on_their_person(tracked):
     """The reported (smoothed) keypoints must follow the body the box was measured on in that frame. A One Euro
     filter fed a bad clock (frame 0 once ran on capture_time, later frames on video_time) froze the people
@@ -123,6 +127,7 @@ def test_smoothed_skeletons_stay_on_their_person(tracked):
     assert np.mean(off > 0.25) < 0.02, f"{np.sum(off > 0.25)} of {len(off)} skeletons away from their box"
 
 
+@pytest.mark.slow
 def test_the_annotated_video_has_every_frame(tracked):
     import cv2
     video, out = tracked
@@ -133,6 +138,7 @@ def test_the_annotated_video_has_every_frame(tracked):
     assert n == 60
 
 
+@pytest.mark.slow
 def test_a_second_run_skips_finished_videos(tracked, capsys):
     video, out = tracked
     before = (out / "vtest60.jsonl").stat().st_mtime_ns
@@ -181,6 +187,7 @@ def test_run_keeps_what_it_wrote_when_the_video_is_cut(shipped_body_models, tmp_
     assert "truncated" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_close_up_singer_is_followed_by_one_track(shipped_body_models, shared_data):
     """A webcam's framing: the close-up clip's singer, head and shoulders, the body cut by the frame (frames
     92-139, one shot). Crops cut to the few confident joints used to collapse onto his face within three

@@ -3,7 +3,6 @@ that pycocotools loads (an image_id on every result), takes boxes from a json, a
 Tests of the plumbing run untrained torch weights (skipped where torch is not installed)."""
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +73,7 @@ def test_predict_finds_the_annotated_person_with_the_shipped_weights(fashion_pho
     assert pck_of(best, gt, box) >= 0.8
 
 
+@pytest.mark.slow
 def test_detected_people_below_the_score_gate_are_left_out_but_given_boxes_are_kept(fashion_photo):
     """PoseEstimator returns detected people whose joints average min_person_score or more: the real person
     passes, random noise (where the detector still fires) mostly does not; with boxes given, every box gets
@@ -183,15 +183,7 @@ def test_nothing_readable_is_an_error(random_weights, tmp_path, capsys):
     assert "none of the 1 images could be read" in capsys.readouterr().err
 
 
-def test_face_predict_says_clearly_when_there_is_no_face_estimator(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "poselive.face_estimator", None)  # as in a version without faces
-    (tmp_path / "x.jpg").write_bytes(b"")
-    assert main(["predict", str(tmp_path / "x.jpg"), "--task", "face", "--out", str(tmp_path / "r.json")]) == 2
-    assert "face prediction is not available yet" in capsys.readouterr().err
-
-
 def test_face_predict_writes_68_landmarks_per_given_box(shared_data, tmp_path):
-    pytest.importorskip("poselive.face_estimator", reason="no face estimator in this version")
     photo = next(iter(sorted((shared_data / "face" / "300w" / "afw").glob("*.jpg"))), None)
     if photo is None:
         pytest.skip(f"300-W AFW faces not found under {shared_data}/face")
@@ -207,12 +199,12 @@ def test_face_predict_writes_68_landmarks_per_given_box(shared_data, tmp_path):
     assert face["file_name"] == photo.name and face["image_id"] == 1
 
 
+@pytest.mark.slow
 def test_face_predict_with_the_shipped_weights_lands_on_the_annotated_landmarks(shared_data, tmp_path):
     """Six validation faces (never trained on), boxes from their annotated landmarks as the eval uses: their
     mean NME (inter-ocular, 300-W) is under the 0.08 failure line and most faces are under it on their own
     (the model fails on about 1 face in 7, as dlib does); head poses agree with the pose fitted to the
     annotated landmarks."""
-    pytest.importorskip("poselive.face_estimator", reason="no face estimator in this version")
     import cv2
     from poselive.face_metrics import nme
     from poselive.headpose import fit_head_pose
@@ -339,6 +331,7 @@ def _people_boxed(evalset, detectors: dict) -> dict[str, int]:
     return found
 
 
+@pytest.mark.slow
 def test_corner_tiles_box_more_of_the_small_people_in_crowded_coco_photos(shared_data):
     """coco_mini's everyday scenes: the detector with its four corner tiles boxes clearly more of the annotated
     people (IoU >= 0.5) than the whole frame alone (body-det, sixth session, both with the half-size pass: 0.674
@@ -357,6 +350,7 @@ def test_corner_tiles_box_more_of_the_small_people_in_crowded_coco_photos(shared
     assert found["tiles"] >= found["whole"] + 0.05 * evalset.num_people, (found, evalset.num_people)
 
 
+@pytest.mark.slow
 def test_half_size_pass_boxes_the_people_too_large_for_the_main_pass(shared_data):
     """On our validation split (290 people) the second whole-frame pass at half the letterbox side boxes more
     of the people at IoU >= 0.5 than the 256 px pass alone (measured with body-det: 245 against 234), close-ups

@@ -52,6 +52,7 @@ def test_each_shipped_onnx_file_carries_its_config_schema_and_name(name):
     assert tuple(schema["keypoints"]) == schema_by_name(backend.config.schema).keypoints
 
 
+@pytest.mark.slow
 def test_run_track_predict_and_serve_need_no_torch(shipped_body_models, tmp_path):
     clip = tmp_path / "clips" / "five.mp4"
     clip.parent.mkdir()
@@ -79,6 +80,7 @@ def test_run_track_predict_and_serve_need_no_torch(shipped_body_models, tmp_path
     assert not (tmp_path / "cache").exists(), "an ONNX export was made: the shipped .onnx files went unused"
 
 
+@pytest.mark.slow
 def test_what_needs_torch_says_what_to_install(tmp_path):
     codes, err = without_torch(tmp_path, ["train", "body-lite", "--steps", "1"],
                                ["export-onnx", str(ROOT / "models" / "body-lite.pt"), "x.onnx"],

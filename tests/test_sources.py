@@ -27,6 +27,7 @@ def shared_video(name: str) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------- files
+@pytest.mark.slow
 def test_video_file_gives_every_frame_with_monotonic_indices():
     path = shared_video("vtest.avi")  # 795 frames, 768x576 @ 10 fps (data README)
     with open_source(str(path)) as src:
@@ -72,6 +73,7 @@ def test_not_a_video_and_empty_folder_raise_source_error(tmp_path):
         open_source(empty)
 
 
+@pytest.mark.slow
 def test_ffmpegs_own_lines_are_silenced(tmp_path):
     """A video cut before its index and one whose start is cut away: FFmpeg's own lines ("moov atom not
     found", "header damaged") would reach the terminal beside the one line we print. In a fresh process, since

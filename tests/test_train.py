@@ -133,6 +133,7 @@ def test_half_body_crops_frame_the_upper_body_the_legs_or_a_close_up_of_head_and
     assert kinds == {"legs", "upper body", "head and shoulders"}
 
 
+@pytest.mark.slow
 def test_a_short_training_run_lowers_the_loss(fashion_b):
     from poselive.nets.configs import config_by_name
     from poselive.nets.hourglass import StackedHourglass
@@ -154,6 +155,7 @@ def test_a_short_training_run_lowers_the_loss(fashion_b):
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), f"loss {losses[0]:.2f} -> {losses[-1]:.2f}"
 
 
+@pytest.mark.slow
 def test_training_resumes_from_its_checkpoint(fashion_b, tmp_path):
     from poselive.checkpoint import read_checkpoint
     from poselive.nets.configs import config_by_name
@@ -168,6 +170,7 @@ def test_training_resumes_from_its_checkpoint(fashion_b, tmp_path):
     assert read_checkpoint(tmp_path / "last.pt")["step"] == 5
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_saves_where_it_was(fashion_b, tmp_path):
     """Ctrl-C (or `kill`, which train_command turns into the same) mid-run: the steps done are validated and
     saved, so the next chunk resumes from there rather than from the last periodic checkpoint."""
@@ -194,6 +197,7 @@ def test_an_interrupted_run_saves_where_it_was(fashion_b, tmp_path):
     assert (tmp_path / "best.pt").exists()  # the interrupted chunk's weights were validated
 
 
+@pytest.mark.slow
 def test_a_changed_validation_metric_restarts_the_best(fashion_b, tmp_path):
     """A run resumed under a task whose validation figure means something else (the detector went from F1 to
     AP) must not keep the old best as the yardstick: best.pt is rewritten from the first new validation."""
@@ -215,6 +219,7 @@ def test_a_changed_validation_metric_restarts_the_best(fashion_b, tmp_path):
     assert best["step"] == 4 and best["metric_name"] == KeypointTask.metric_name
 
 
+@pytest.mark.slow
 def test_a_state_saved_at_another_input_size_trains_on_at_the_configs_size(fashion_b, tmp_path):
     """body-lite-160 began as body-lite's 128x96 training state: resuming the older state must build the network
     at the task's size (crops and targets are made at that size), keep the weights, and judge best afresh."""
@@ -281,6 +286,7 @@ def test_a_network_cannot_grow_into_one_of_other_layers():
         grow_stacks(StackedHourglass(det2).state_dict(), det2, det)
 
 
+@pytest.mark.slow
 def test_a_new_run_can_start_from_trained_weights_and_then_resumes_its_own(fashion_b, tmp_path):
     from dataclasses import replace
     from poselive.checkpoint import read_checkpoint

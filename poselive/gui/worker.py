@@ -23,13 +23,14 @@ from typing import Callable
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal, pyqtSlot
 from PyQt5.QtGui import QImage
 
-from poselive.app import FpsMeter, LiveResult, build_pipeline, render_live
 from poselive.errors import PoseliveError
 from poselive.filters import SmootherConfig
 from poselive.gui.view import bgr_to_qimage
+from poselive.live import LiveResult, Overlay, build_pipeline, live_result, source_status
 from poselive.pipeline import FrameResult, Pipeline
 from poselive.records import Frame, StageTimes
 from poselive.sources import FrameSource, LatestFrameGrabber, SourceStatus, open_source
+from poselive.timing import FpsMeter
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,7 @@ class LiveWorker(QObject):
         self._last_status: tuple[str, str] | None = None
         self._fps = FpsMeter()
         self._last_fps = 0.0
-        self._writer = None
+        self._recorder = None
         self._record_path = ""
         self._recorded = 0
         self._stop = threading.Event()
@@ -259,7 +260,7 @@ class LiveWorker(QObject):
     @pyqtSlot(str)
     def start_recording(self, path: str) -> None:
         """Write every shown overlay to the MP4 `path` until stop_recording (or the source ends)."""
-        from poselive.outputs import VideoWriter
+        from poselive.outputs import VideoSink
         self.stop_recording()
         if self._grab is None:
             self.message.emit("warning", "nothing to record: open a source first.")
@@ -270,19 +271,19 @@ class LiveWorker(QObject):
         if src.is_live and self._last_fps > 0:
             # Stale frames are dropped, so the video holds what was shown at the loop's pace, not the source's.
             fps = min(fps, self._last_fps)
-        self._writer = VideoWriter(path, round(fps, 2))
+        self._recorder = VideoSink(path, round(fps, 2))
         self._record_path = path
         self._recorded = 0
         self.recording_changed.emit(True, path)
 
     @pyqtSlot()
     def stop_recording(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
             return
         path, n = self._record_path, self._recorded
         try:
-            writer.close()
+            recorder.close()
         except Exception as e:  # noqa: BLE001 (a full disk or a vanished folder: say so, keep running)
             log.exception("closing the recording %s failed", path)
             self.message.emit("error", f"could not finish the recording {path}: {e}")
@@ -472,29 +473,22 @@ class LiveWorker(QObject):
                                            f"showing the video without landmarks.")
         if result is None:
             result = FrameResult(frame, [], [], StageTimes({}))
-        status = grab.status
-        line = status.message if status.state not in ("ok", "ended", "closed") else ""
+        line = source_status(grab)
         loading = self._pipe is None and self._build is not None
         if loading and not line:
             line = "loading the model…"
-        self._last_fps = self._fps.tick()
-        live = LiveResult(result, grab.dropped, (time.monotonic() - frame.capture_time) * 1000.0, self._last_fps,
-                          line)
-        t_draw = time.perf_counter()
-        overlay = render_live(live, heatmaps=self._heatmaps, hud=self._hud)
-        # The status bar lists drawing as a stage too: a new result with it, the pipeline's own left untouched.
-        times = StageTimes({**result.times.ms, "render": (time.perf_counter() - t_draw) * 1000.0})
-        live = dataclasses.replace(live, result=dataclasses.replace(result, times=times))
-        if self._writer is not None:
+        live = live_result(result, grab, self._fps, Overlay(self._heatmaps, self._hud), line)
+        self._last_fps = live.fps
+        if self._recorder is not None:
             try:
-                self._writer.write(overlay)
+                self._recorder.on_result(live)
                 self._recorded += 1
             except Exception as e:  # noqa: BLE001 (no encoder, disk full: stop recording, keep showing)
                 log.exception("writing %s failed", self._record_path)
                 self.message.emit("error", f"recording stopped: {e}")
                 self.stop_recording()
         self.frames_processed += 1
-        gui_frame = GuiFrame(bgr_to_qimage(overlay), live, self._source_name, self._recorded,
+        gui_frame = GuiFrame(bgr_to_qimage(live.image), live, self._source_name, self._recorded,
                              inferred=run and self._pipe is not None, loading=loading)
         with self._slot_lock:
             was_empty = self._slot is None

@@ -4,7 +4,8 @@
     ws.py         WebSocket server: per-client bounded queues, one-way, loopback by default
     udp.py        JSON datagrams to one target (the OSC output is the same sender)
     osc.py        OSC bundles (python-osc)
-    server.py     StreamServer (fans one encoded message out to the outputs), `poselive serve`, bench_stream
+    server.py     StreamServer (fans one encoded message out to the outputs), StreamSink (the live loop's
+                  stream output, gestures included), `poselive serve`
 
 Needs the `stream` extra (websockets, python-osc) only for the outputs that use them.
 """

@@ -15,7 +15,8 @@ publisher), versioned by `schema_version`.
 
 time: Unix seconds when the frame was captured; video_time: seconds into the source; x, y: image px (0-based
 pixel centres); nx = (x + 0.5) / width, ny = (y + 0.5) / height: 0..1 across the image (a joint predicted
-outside the frame may fall just outside); scores in 0..1 (a joint under about 0.3 is a guess). Face
+outside the frame may fall just outside); scores in 0..1 (a joint under about 0.3 is a guess). Numbers are
+rounded as poselive/serialize.py says, the rule the JSONL follows. Face
 landmarks follow the 68-point iBUG layout (poselive.schemas.FACE68); head pose angles are degrees.
 
 UDP: a frame whose JSON is larger than `max_bytes` (default MAX_DATAGRAM_BYTES) is split at person
@@ -29,11 +30,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import numpy as np
-
 from poselive.gestures import GestureEvent
 from poselive.records import Face, Person
 from poselive.schemas import COCO17
+from poselive.serialize import box_json, face_json, hundredths, joints_json, score, seconds
 
 SCHEMA_VERSION = 1
 # Below macOS's default UDP limit (9216 bytes) and far below the 65507 of IPv4; a frame of one person with
@@ -59,29 +59,12 @@ def encode(message: dict) -> str:
 def gesture_json(event: GestureEvent, time_s: float) -> dict:
     """A gesture event on the stream; time_s: Unix seconds of the frame it fired on."""
     return {"type": "gesture", "track_id": int(event.track_id), "name": event.name, "phase": event.phase,
-            "time": round(float(time_s), 4)}
-
-
-def _face_json(f: Face) -> dict:
-    d = {"track_id": int(f.track_id), "score": round(float(f.score), 3),
-         "bbox": [round(float(v), 2) for v in f.bbox],
-         "landmarks": [[round(x, 2), round(y, 2), round(s, 3)] for x, y, s in f.landmarks.tolist()]}
-    if f.head_pose is not None:
-        d["head_pose"] = {"yaw": round(float(f.head_pose.yaw), 2), "pitch": round(float(f.head_pose.pitch), 2),
-                          "roll": round(float(f.head_pose.roll), 2)}
-    return d
+            "time": seconds(time_s)}
 
 
 def _person_json(p: Person, width: int, height: int, gestures: tuple[str, ...]) -> dict:
-    k = np.asarray(p.keypoints, np.float64)
-    # Rounded as arrays, then listed: a third of the time of rounding 85 Python floats one by one.
-    xy = np.round(k[:, :2], 2).tolist()
-    nxy = np.round((k[:, :2] + 0.5) / (width, height), 4).tolist()
-    score = np.round(k[:, 2], 3).tolist()
-    joints = [{"name": name, "x": x, "y": y, "nx": nx, "ny": ny, "score": s}
-              for name, (x, y), (nx, ny), s in zip(COCO17.keypoints, xy, nxy, score)]
-    return {"track_id": int(p.track_id), "score": round(float(p.score), 3),
-            "bbox": [round(float(v), 2) for v in p.bbox], "joints": joints, "gestures": list(gestures)}
+    return {"track_id": int(p.track_id), "score": score(p.score), "bbox": box_json(p.bbox),
+            "joints": joints_json(p.points, COCO17.keypoints, width, height), "gestures": list(gestures)}
 
 
 def match_faces(people: list[Person], faces: list[Face], min_score: float = 0.3) -> dict[int, int]:
@@ -114,18 +97,18 @@ def frame_message(frame_index: int, time_s: float, video_time: float, width: int
     capture; events: gesture events fired on this frame; active: {track id: active gesture names}."""
     active = active or {}
     msg = {"type": "frame", "schema_version": SCHEMA_VERSION, "frame": int(frame_index),
-           "time": round(float(time_s), 4), "video_time": round(float(video_time), 4),
+           "time": seconds(time_s), "video_time": seconds(video_time),
            "width": int(width), "height": int(height)}
     if fps is not None:
-        msg["fps"] = round(float(fps), 2)
+        msg["fps"] = hundredths(fps)
     if latency_ms is not None:
-        msg["latency_ms"] = round(float(latency_ms), 2)
+        msg["latency_ms"] = hundredths(latency_ms)
     out_people = [_person_json(p, width, height, active.get(p.track_id, ())) for p in people]
     owner = match_faces(people, list(faces)) if faces and people else {}
     for fi, pi in owner.items():
-        out_people[pi]["face"] = _face_json(faces[fi])
+        out_people[pi]["face"] = face_json(faces[fi])
     msg["people"] = out_people
-    msg["faces"] = [_face_json(f) for i, f in enumerate(faces) if i not in owner]
+    msg["faces"] = [face_json(f) for i, f in enumerate(faces) if i not in owner]
     msg["events"] = [gesture_json(e, time_s) for e in events]
     return msg
 

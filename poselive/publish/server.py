@@ -19,8 +19,6 @@ import logging
 import re
 import secrets
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -34,6 +32,7 @@ from poselive.publish.messages import MAX_DATAGRAM_BYTES, Encoded, encode, frame
 from poselive.publish.osc import osc_publisher
 from poselive.publish.udp import UdpPublisher, json_datagrams
 from poselive.publish.ws import WebSocketPublisher
+from poselive.records import Face, Person
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +113,30 @@ def _target_address(host: str, kind: str) -> str:
             raise PoseliveError(f"cannot send {kind} to {host}: {e.strerror or e}; check the host name")
 
 
+@dataclass(frozen=True, eq=False)  # holds records with arrays: compare by identity
+class _Queued:
+    """One frame waiting for the hub: what `frame_message` needs, taken on the pipeline thread. time_s: Unix
+    seconds of capture."""
+    index: int
+    time_s: float
+    video_time: float
+    width: int
+    height: int
+    people: list[Person]
+    faces: list[Face]
+    events: list[GestureEvent]
+    active: dict[int, tuple[str, ...]] | None
+    fps: float | None
+    latency_ms: float | None
+
+
 class StreamServer:
     """Publishes frames to the configured outputs (any of udp, ws, osc: "HOST:PORT" strings, see
     parse_endpoint). Nothing is bound or sent before `start()` (or `with`); `close()` sends what is queued
     and stops. `publish()` may be called from one thread (the pipeline's) and never waits.
 
         with StreamServer(ws="127.0.0.1:8765") as server:
-            for live in poselive.app.stream("0"):
+            for live in poselive.stream("0"):
                 server.publish(live.result)
     """
 
@@ -152,7 +168,7 @@ class StreamServer:
         self.publishers = [p for p in (self.ws, self.udp, self.osc) if p is not None]
         # Frame.capture_time is time.monotonic(); messages carry Unix time.
         self._clock_offset = time.time() - time.monotonic()
-        self._inbox: deque[tuple] = deque(maxlen=queue_size)
+        self._inbox: deque[_Queued] = deque(maxlen=queue_size)
         self._cond = threading.Condition()
         self._closing = False
         self._started = False
@@ -188,8 +204,8 @@ class StreamServer:
         t = time.perf_counter()
         f = result.frame
         h, w = f.image.shape[:2]
-        item = (f.index, f.capture_time + self._clock_offset, f.video_time, w, h, list(result.people),
-                list(result.faces), list(events), active, fps, latency_ms)
+        item = _Queued(f.index, f.capture_time + self._clock_offset, f.video_time, w, h, list(result.people),
+                       list(result.faces), list(events), active, fps, latency_ms)
         with self._cond:
             if len(self._inbox) == self._inbox.maxlen:
                 self.skipped += 1
@@ -235,38 +251,51 @@ class StreamServer:
                     return
                 item = self._inbox.popleft()
             t = time.perf_counter()
-            index, time_s, video_time, w, h, people, faces, events, active, fps, latency_ms = item
             try:
-                msg = frame_message(index, time_s, video_time, w, h, people, faces, events, active, fps, latency_ms)
-                encoded = Encoded(msg, encode(msg), index)
+                msg = frame_message(item.index, item.time_s, item.video_time, item.width, item.height, item.people,
+                                    item.faces, item.events, item.active, item.fps, item.latency_ms)
+                encoded = Encoded(msg, encode(msg), item.index)
             except Exception:  # a bad frame must not end the stream: log it, go on with the next
-                log.exception("cannot encode frame %d for the stream", index)
+                log.exception("cannot encode frame %d for the stream", item.index)
                 continue
             for p in self.publishers:
                 p.send(encoded)
             self.encode_ms.append((time.perf_counter() - t) * 1000.0)
 
 
+class StreamSink:
+    """The stream as a live-loop sink (poselive.live.Sink): each result's gestures read (GestureDetector), then
+    the frame, its gesture events and the active gestures published."""
+
+    def __init__(self, server: StreamServer, gestures: GestureDetector | None = None):
+        self.server = server
+        self.gestures = gestures or GestureDetector()
+        self.published = 0
+
+    def on_result(self, live) -> None:
+        r = live.result
+        events = self.gestures.update(r.people, r.frame.index, r.frame.video_time, r.frame.image.shape[0])
+        self.server.publish(r, events, self.gestures.active_by_track(), fps=live.fps, latency_ms=live.latency_ms)
+        self.published += 1
+
+    def close(self) -> None:
+        """The server is closed by whoever started it."""
+
+
 def run_stream(source, server: StreamServer, pipeline=None, *, tasks: str = "body", device: str = "auto",
                gestures: GestureDetector | None = None, max_frames: int | None = None,
                realtime: bool = True) -> int:
-    """The live loop of `poselive serve`: the pipeline over `source` (anything poselive.app.stream takes),
+    """The live loop of `poselive serve`: the pipeline over `source` (anything poselive.live.stream takes),
     gestures per track, every frame published. realtime: pace files at their frame rate, as a camera would
     deliver them. Returns the number of frames published."""
-    from poselive.app import stream
-    detector = gestures or GestureDetector()
-    n = 0
-    for live in stream(source, pipeline, tasks=tasks, device=device, max_frames=max_frames, realtime=realtime):
-        r = live.result
-        events = detector.update(r.people, r.frame.index, r.frame.video_time, r.frame.image.shape[0])
-        server.publish(r, events, detector.active_by_track(), fps=live.fps, latency_ms=live.latency_ms)
-        n += 1
-    return n
+    from poselive.live import build_pipeline, run_live
+    return run_live(source, pipeline or build_pipeline(tasks, device), [StreamSink(server, gestures)],
+                    max_frames=max_frames, realtime=realtime)
 
 
 def serve_command(args) -> int:
     """`poselive serve`: without any of --ws, --udp, --osc, serves WebSocket on 127.0.0.1:8765."""
-    from poselive.app import build_pipeline
+    from poselive.live import build_pipeline, run_live
     from poselive.sources import open_source
     ws = args.ws
     if not (args.udp or args.ws or args.osc):
@@ -280,117 +309,19 @@ def serve_command(args) -> int:
     except BaseException:
         source.close()
         raise
-    n = 0
+    sink = StreamSink(server)
     with source, server:
         print(f"publishing to {server.describe()} (Ctrl-C to stop)", flush=True)
         if server.ws is not None and server.ws.token:
             print("clients on other machines connect with the token above; web pages from other sites also "
                   "need --allow-origin", flush=True)
         try:
-            n = run_stream(source, server, pipe, max_frames=getattr(args, "max_frames", None))
+            run_live(source, pipe, [sink], max_frames=getattr(args, "max_frames", None), realtime=True)
         except KeyboardInterrupt:
             pass
+    n = sink.published
     ms = server.stats().get("publish_ms", {})
     # The median: a single call can include a wait for the GIL while another thread runs (capture, hub).
     print(f"{n} frames published to {server.describe()}; publishing took {ms.get('median', 0.0):.3f} ms per "
           f"frame (median) on the pipeline thread")
     return 0
-
-
-# --------------------------------------------------------------------------------------------- benchmark
-_BENCH_CLIENT = r"""
-import json, sys
-from websockets.sync.client import connect
-n, last, ordered = 0, -1, True
-try:
-    with connect(sys.argv[1], max_size=None, compression=None) as ws:
-        print("ready", flush=True)
-        for m in ws:
-            f = json.loads(m)["frame"]
-            ordered &= f > last
-            last, n = f, n + 1
-except Exception:
-    pass
-print(n, int(ordered), flush=True)
-"""
-
-
-def _bench_results(frames: int, people: int, size=(640, 480)):
-    from poselive.pipeline import FrameResult
-    from poselive.records import Frame, Person, StageTimes
-    from poselive.sources import SyntheticSource
-    scene = SyntheticSource(frames=frames, people=min(people, 3), size=size)
-    image = np.zeros((size[1], size[0], 3), np.uint8)
-    out = []
-    for i in range(frames):
-        kps = scene.keypoints(i)
-        ps = [Person(k, (0.0, 0.0, 100.0, 200.0), 0.9, t + 1) for t, k in enumerate(kps)]
-        out.append(FrameResult(Frame(image, i, time.monotonic(), i / 30.0), ps, [], StageTimes()))
-    return out
-
-
-def bench_stream(frames: int = 300, clients: int = 3, people: int = 2, fps: float = 60.0) -> dict:
-    """What publishing costs per frame with `clients` WebSocket clients (separate processes) connected:
-    synthetic frames of `people` tracked people published at `fps` on loopback. Returns
-    publish_call_ms (mean / p99 / max: the pipeline thread's cost), cpu_ms_per_frame (this process's CPU
-    time, all publishing threads together, over the same loop without a server) and per-client delivery."""
-    results = _bench_results(frames, people)
-
-    def paced(publish) -> float:
-        cpu = time.process_time()
-        t0 = time.perf_counter()
-        for i, r in enumerate(results):
-            publish(r)
-            delay = t0 + (i + 1) / fps - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-        return time.process_time() - cpu
-
-    base_cpu = paced(lambda r: None)
-    server = StreamServer(ws="127.0.0.1:0").start()
-    procs = []
-    try:
-        for _ in range(clients):
-            p = subprocess.Popen([sys.executable, "-c", _BENCH_CLIENT, server.ws.address], stdout=subprocess.PIPE,
-                                 text=True)
-            procs.append(p)
-        for p in procs:
-            if p.stdout.readline().strip() != "ready":
-                raise PoseliveError("a benchmark WebSocket client could not connect")
-        deadline = time.monotonic() + 10.0
-        while len(server.ws.clients) < clients and time.monotonic() < deadline:
-            time.sleep(0.01)
-        msg_bytes = len(encode(frame_message(0, 0.0, 0.0, 640, 480, results[0].people)))
-        cpu = paced(server.publish)
-    finally:
-        server.close()
-        received = []
-        for p in procs:
-            try:
-                out, _ = p.communicate(timeout=10)
-                n, ordered = (int(v) for v in out.split()[-2:])
-            except (subprocess.TimeoutExpired, ValueError):
-                p.kill()
-                n, ordered = 0, 0
-            received.append({"messages": n, "in_order": bool(ordered)})
-    s = server.stats()
-    return {"frames": frames, "clients": clients, "people": people, "fps": fps, "message_bytes": msg_bytes,
-            "publish_call_ms": s["publish_ms"], "hub_encode_ms": s["encode_ms"],
-            "cpu_ms_per_frame": max(0.0, (cpu - base_cpu) * 1000.0 / frames), "received": received,
-            "dropped": server.ws.dropped}
-
-
-def bench_table(b: dict) -> str:
-    """The lines `poselive bench` prints for bench_stream's result."""
-    pc, enc = b["publish_call_ms"], b["hub_encode_ms"]
-    got = ", ".join(f"{r['messages']}" + ("" if r["in_order"] else " (out of order!)") for r in b["received"])
-    return "\n".join([
-        f"stream: {b['frames']} frames of {b['people']} people ({b['message_bytes']} B JSON) at {b['fps']:g} fps "
-        f"to {b['clients']} WebSocket clients",
-        f"  publish() on the pipeline thread   median {pc['median']:.4f} ms   mean {pc['mean']:.4f} ms   "
-        f"p99 {pc['p99']:.4f} ms   max {pc['max']:.3f} ms",
-        f"  build + encode (hub thread)        median {enc['median']:.4f} ms   mean {enc['mean']:.4f} ms   "
-        f"p99 {enc['p99']:.4f} ms",
-        f"  CPU of all publishing threads      {b['cpu_ms_per_frame']:.3f} ms per frame",
-        f"  messages received per client       {got} (dropped {b['dropped']})",
-    ])

@@ -141,12 +141,7 @@ def _label(spec: str) -> str:
 
 def eval_face(args) -> int:
     """`poselive eval --task face [--model M] [--compare M2 ...] [--baseline] [--data FOLDER ...] [--out F]`."""
-    try:
-        from poselive.face_estimator import FACE_MIN_SCORE, FaceEstimator
-    except ModuleNotFoundError as e:
-        if not (e.name or "").startswith("poselive"):
-            raise
-        raise PoseliveError("face evaluation is not available yet (no face estimator in this version)") from None
+    from poselive.face_estimator import FACE_MIN_SCORE, FaceEstimator
     from poselive.train.face_data import face_records, read_face_folder, split_of_face
     if args.data:
         recs = [r for folder in args.data for r in read_face_folder(Path(folder), Path(folder).name)]

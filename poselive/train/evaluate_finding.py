@@ -51,7 +51,8 @@ class EmptyScores:
 def track_video(pipeline, video: str | Path, last_frame: int, jsonl: Path | None = None) -> dict[int, FrameBoxes]:
     """Run `pipeline` over `video` up to frame index `last_frame`; per frame the tracked people as the JSONL
     records them (same rounding), also written to `jsonl` when given (under its name only when finished)."""
-    from poselive.outputs import JsonlWriter, frame_json
+    from poselive.outputs import JsonlWriter
+    from poselive.serialize import frame_json
     from poselive.progress import FrameProgress
     from poselive.sources import open_source
     out: dict[int, FrameBoxes] = {}
@@ -106,7 +107,7 @@ def empty_photos(estimator=None, pipeline=None, photos: list[Path] = (), frames:
 
 
 def _pipeline(args):
-    from poselive.app import build_pipeline
+    from poselive.live import build_pipeline
     return build_pipeline("body", device=args.device, detector=args.detector)
 
 
@@ -250,7 +251,7 @@ def eval_thresholds(args) -> int:
     from poselive.estimator import PoseEstimator
     from poselive.train.coco_data import data_root
     from poselive.train.det_data import negative_split
-    from poselive.train.evaluate import load_eval_set
+    from poselive.train.eval_set import load_eval_set
     evalset = load_eval_set(args.data)
     empty = negative_split(data_root(None), "val")
     print(f"poselive eval --task thresholds: detector {args.detector}, model {args.model or 'the defaults'}: "

@@ -238,7 +238,7 @@ class FaceTask(KeypointTask):
         return super().sample(rng, i)
 
     def validate(self, model) -> float:
-        pred = predict_cache(model, self.val_cache, self.codec)
+        pred = predict_cache(model, self.val_cache)
         return auc(nme(pred, self.val_cache.keypoints))
 
 

@@ -20,7 +20,9 @@ import torch
 from poselive.body_metrics import box_ap50, pck
 from poselive.checkpoint import read_checkpoint, save_checkpoint
 from poselive.codec import HeatmapCodec
+from poselive.backends import TorchCPUBackend
 from poselive.estimator import person_score
+from poselive.keypoint_model import KeypointModel
 from poselive.nets.configs import NetConfig
 from poselive.nets.hourglass import StackedHourglass, count_params
 from poselive.schemas import schema_by_name
@@ -29,7 +31,7 @@ from poselive.det_codec import CentreCodec
 from poselive.train.coco_data import CropCache
 from poselive.train.det_data import DetCache, augment_scene
 from poselive.train.negatives import negative_crop
-from poselive.transforms import apply_matrix, box_to_crop, crop_matrix, invert_matrix, normalize_bgr, warp_crop
+from poselive.transforms import normalize_bgr
 
 log = logging.getLogger("poselive.train")
 
@@ -54,23 +56,12 @@ def lr_at(step: int, tc: TrainConfig) -> float:
     return tc.lr_min + 0.5 * (tc.lr - tc.lr_min) * (1 + math.cos(math.pi * t))
 
 
-@torch.no_grad()
-def predict_cache(model: StackedHourglass, cache: CropCache, codec: HeatmapCodec, batch: int = 64) -> np.ndarray:
-    """Keypoints (M, K, 3: x, y, score) in cache px, from crops around each cached GT box (no augmentation)."""
-    model.eval()
-    cfg = model.cfg
-    out = []
-    for s in range(0, len(cache), batch):
-        mats, crops = [], []
-        for i in range(s, min(len(cache), s + batch)):
-            m = crop_matrix(box_to_crop(cache.boxes[i], cfg.input_wh), cfg.input_wh)
-            mats.append(m)
-            crops.append(warp_crop(cache.images[i], m, cfg.input_wh))
-        hm = model(torch.from_numpy(normalize_bgr(np.stack(crops))))[:, :cfg.num_keypoints].numpy()
-        xy, sc = codec.decode(hm)
-        for j, m in enumerate(mats):
-            out.append(np.c_[apply_matrix(invert_matrix(m), xy[j]), sc[j]])
-    return np.stack(out)
+def predict_cache(model: StackedHourglass, cache: CropCache) -> np.ndarray:
+    """Keypoints (M, K, 3: x, y, score) in cache px, from crops around each cached GT box (no augmentation), by
+    the path inference takes (`KeypointModel.estimate`) on a float32 CPU copy of the model."""
+    keypoints = KeypointModel.from_backend(TorchCPUBackend(model))
+    return np.stack([keypoints.estimate(cache.images[i], np.asarray(cache.boxes[i], np.float64)[None])[0]
+                     for i in range(len(cache))])
 
 
 class KeypointTask:
@@ -131,7 +122,7 @@ class KeypointTask:
     def validate(self, model: StackedHourglass) -> float:
         """PCK@0.2 on the validation people; with validation negatives, also logs how many of a fixed set of
         crops of them a person would be reported for (person score >= 0.4) against how many people are."""
-        pred = predict_cache(model, self.val_cache, self.codec)
+        pred = predict_cache(model, self.val_cache)
         if self.val_empty_photos is not None and len(self.val_empty_photos):
             model.eval()
             rng = np.random.default_rng(0)
