@@ -171,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "our validation split")
     p.add_argument("--model", default=None, help="model name or weights file (when not given: body-lite, or "
                    "face-lite for --task face)")
+    p.add_argument("--compare", nargs="+", metavar="MODEL", help="face: also score these models (names or weights "
+                   "files) in the same table")
     p.add_argument("--detections", action="store_true", help="also score with the model's own detections")
     p.add_argument("--det-size", type=int, default=256, help="letterbox side for the person detector (larger "
                    "finds smaller people)")

@@ -28,34 +28,48 @@ class FaceEstimator:
     """model: shipped weights name ("face-lite") or .pt path; device: auto, cuda, onnx, cpu; fit_pose: fit the
     3D mean face for yaw/pitch/roll (solvePnP, about 0.2 ms a face); refine_pose: then refit robustly, with
     the landmark scores as weights and the face's width free (headpose.fit_head_pose; about 3 ms more, so off
-    by default: with it a face no longer fits the 5 ms live budget on a 2-core CPU)."""
+    by default: with it a face no longer fits the 5 ms live budget on a 2-core CPU); flip_test: average each
+    crop's heatmaps with its mirror's, 68-point left/right swapped (twice the network time: on for still
+    photos, off in the live FaceStage)."""
 
     def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", fit_pose: bool = True,
-                 refine_pose: bool = False):
+                 refine_pose: bool = False, flip_test: bool = True):
         self.landmarks = KeypointModel(model, device, expect_schema=FACE68.name)
         self.fit_pose = fit_pose
         self.refine_pose = refine_pose
+        self.flip_test = flip_test
 
-    def detect(self, image: np.ndarray, region=None) -> list[tuple[float, float, float, float]]:
+    def detect(self, image: np.ndarray, region=None, min_size_px: int = 40) -> list[tuple[float, float, float, float]]:
         """Face boxes by OpenCV's Haar cascade (frontal faces), largest first; [] when it is unavailable.
-        region: (x, y, w, h) image px to search in; None: the whole image."""
+        region: (x, y, w, h) image px to search in; None: the whole image. min_size_px: the smallest face side
+        looked for (Haar's own square, px)."""
         try:
-            return detect_faces_haar(check_image(image), region=region)
+            return detect_faces_haar(check_image(image), min_size_px=min_size_px, region=region)
         except FaceDetectorUnavailable as e:
             log.warning("%s", e)
             return []
 
     def __call__(self, image: np.ndarray, boxes=None) -> list[Face]:
+        """Faces in the given boxes, or in the boxes the Haar detector finds (then reframed: see estimate)."""
         image = check_image(image)
         if boxes is None:
-            return self.estimate(image, np.asarray(self.detect(image), np.float64).reshape(-1, 4))
+            return self.estimate(image, np.asarray(self.detect(image), np.float64).reshape(-1, 4), reframe=True)
         return self.estimate(image, check_boxes(boxes, (image.shape[1], image.shape[0])))
 
-    def estimate(self, image: np.ndarray, boxes_xywh: np.ndarray) -> list[Face]:
-        """One Face per face box (x, y, w, h image px; see face_detect for the box convention), in order."""
+    def estimate(self, image: np.ndarray, boxes_xywh: np.ndarray, reframe: bool = False) -> list[Face]:
+        """One Face per face box (x, y, w, h image px; see face_detect for the box convention), in order.
+
+        reframe: look again, cut around the face box of the landmarks found first (twice the network time). A
+        detector frames a face otherwise than the landmark box training crops were cut around; the second
+        look sees it framed as in training, as the live stage does from one frame to the next. On the
+        held-out 300-W faces with Haar boxes it took face-lite (2026-11-25) from 6.79% NME to 6.40%; on
+        boxes already cut around the landmarks it does not help (6.05% -> 6.14%)."""
         if len(boxes_xywh) == 0:
             return []
-        lms = self.landmarks.estimate(image, boxes_xywh)
+        if reframe:
+            first = self.landmarks.estimate(image, boxes_xywh, flip=self.flip_test)
+            boxes_xywh = np.array([face_box_from_landmarks(lm) for lm in first], np.float64)
+        lms = self.landmarks.estimate(image, boxes_xywh, flip=self.flip_test)
         h, w = image.shape[:2]
         faces = []
         for i, b in enumerate(boxes_xywh):
@@ -67,13 +81,12 @@ class FaceEstimator:
 
 
 # The mean landmark score a face needs in video (FaceStage). face-lite is trained with non-face crops whose
-# target is empty (train.face_data.Negatives), so its score says "a face": on the 139 validation faces every
-# face scores >= 0.71, and of the 556 crops a face's width beside them 2.5% score >= 0.3 (2.2% >= 0.5). In
-# video, faces turned away or framed from a body's head score lower: on the close-up clip a gate of 0.3 kept a
-# face in 167 frames against 150 at 0.5, with no false face in the frames looked at. (Before the negatives,
-# 55% of the beside-crops scored >= 0.5, and faces multiplied on hair, hands and background.)
-# `poselive eval --task face` reports the shares passing.
-FACE_MIN_SCORE = 0.3
+# target is empty (train.face_data.Negatives), so its score says "a face": on the 139 held-out faces every face
+# scores >= 0.74, and of the 556 crops a face's width beside them 2.5% score >= 0.5 (3.6% >= 0.3). In video,
+# faces turned away or framed from a body's head score lower, yet on the close-up clip a gate of 0.5 kept a face
+# in as many frames as 0.3 did (209 of 275, 2026-12-03). (Before the negatives, 55% of the beside-crops scored
+# >= 0.5, and faces multiplied on hair, hands and background.) `poselive eval --task face` reports the shares.
+FACE_MIN_SCORE = 0.5
 
 
 class FaceStage:
@@ -81,24 +94,26 @@ class FaceStage:
     frame's landmarks for faces whose body was not found, then from the Haar detector. A face must be met by a
     head or Haar box every `confirm_within` frames. Tracked ids and One Euro smoothing as for bodies.
 
-    The Haar cascade over a whole frame costs 20-30 face-network runs (80-150 ms at 640x360 on 2 cores), so it
-    runs over the whole frame only every `detect_every` frames while no face is known, and every `scan_every`
-    frames while faces are (for someone who steps up to the camera without a body in view). Between those,
-    every `detect_every` frames, it looks only around the known faces no body's head meets, to confirm them:
-    a region twice a face's side, a few ms. The price: while one face is known, a second face with no body
-    in view is found up to `scan_every` frames later (on the close-up clip, at frame 230 instead of 220). A
-    frame with no head, no known face and no Haar pass runs no landmark network at all."""
+    The Haar cascade over a whole frame costs 15-60 face-network runs (60-150 ms at 640x360 on 2 cores), so it
+    runs over the whole frame only every `detect_every` frames while no face and no body's head is known, and
+    every `scan_every` frames while some are (for someone who steps up to the camera without a body in view).
+    Between those, every `detect_every` frames, it looks only around the known faces no body's head meets, to
+    confirm them: a region twice a face's side, a few ms. The price: while one face is known, a second face with no body
+    in view is found up to `scan_every` frames later (on the close-up clip, at frame 230 instead of 220). The
+    whole-frame pass looks only for faces at least `scan_min_face` of the frame's shorter side. A frame with
+    no head, no known face and no Haar pass runs no landmark network at all."""
 
     def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", detect_every: int = 10,
                  min_score: float = FACE_MIN_SCORE, smoothing: bool = True, confirm_within: int = 30,
-                 scan_every: int = 30):
+                 scan_every: int = 30, scan_min_face: float = 1 / 6):
         """confirm_within: frames a face may be carried by its own landmarks alone before a body's head or a Haar
         box must meet it again, so that a face once found cannot stay on hair or a hand for good (a safeguard:
         face-lite before its non-face training drew a face on whatever it was shown). Keep it at least
         `detect_every`: the Haar look around a face is what confirms a face with no body."""
-        self.estimator = FaceEstimator(model, device)
+        self.estimator = FaceEstimator(model, device, flip_test=False)
         self.detect_every = detect_every
         self.scan_every = scan_every
+        self.scan_min_face = scan_min_face
         self.min_score = min_score
         self.confirm_within = confirm_within
         self.tracker = Tracker(TrackerConfig(), schema=FACE68)
@@ -123,10 +138,12 @@ class FaceStage:
         haar = []
         if frame_index - self._last_detect >= self.detect_every:
             self._last_detect = frame_index
-            if not self._last_faces or frame_index - self._last_scan >= self.scan_every:
+            # A body's head is looked at every frame, so while there is one (its face turned away, say) the
+            # whole frame is searched as rarely as while a face is known: only for a face with no body.
+            if not (self._last_faces or heads) or frame_index - self._last_scan >= self.scan_every:
                 # The whole frame, even while faces are known: someone may have stepped up to the camera.
                 self._last_scan = frame_index
-                haar = list(self.estimator.detect(image)[:4])
+                haar = list(self.estimator.detect(image, min_size_px=self._scan_min_face(image))[:4])
             else:
                 haar = self._haar_near_known_faces(image, heads)
         boxes = list(heads)
@@ -139,6 +156,15 @@ class FaceStage:
         add_if_new(face_box_from_landmarks(f.landmarks) for f in self._last_faces)
         add_if_new(haar)
         return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(heads + haar, np.float64).reshape(-1, 4)
+
+    def _scan_min_face(self, image: np.ndarray) -> int:
+        """The smallest face side (px) the whole-frame Haar pass looks for: `scan_min_face` of the frame's
+        shorter side, at least 40 px. The cascade's cost grows as the inverse square of it (a 640x360 frame:
+        119 ms from 40 px, 61 ms from 60 px, 2026-12-03); smaller faces of people whose body is in view
+        still come from their heads, every frame. The price, on the close-up clip: a 46 px face with no body
+        found yet is first seen at frame 2 (from a head) instead of frame 0; over the clip a face is kept
+        in 209 of 275 frames against 211 with a 40 px smallest face (face-lite of 2026-12-03)."""
+        return max(40, int(self.scan_min_face * min(image.shape[:2])))
 
     def _haar_near_known_faces(self, image: np.ndarray, heads: list) -> list:
         """Haar boxes in a region twice the side of each of last frame's faces that no body's head meets."""

@@ -45,7 +45,7 @@ def test_records_split_and_weights(records):
     val_photos = {(r.dataset, photo_name(r.image_path)) for r in val}
     assert not any((r.dataset, photo_name(r.image_path)) in val_photos
                    for r in records if split_of_face(r) == "train")
-    assert {r.weight for r in records if r.dataset == "ytf68"} == {0.5}
+    assert {r.weight for r in records if r.dataset == "ytf68"} == {0.25}
     assert {r.weight for r in records if r.dataset != "ytf68"} == {1.0}
     assert all(r.keypoints.shape == (68, 3) and (r.keypoints[:, 2] == 2).all() for r in records[::50])
 
@@ -171,3 +171,36 @@ def test_shipped_constants_are_what_the_training_faces_give(records):
     assert fit["eyes_only_down"] == pytest.approx(face_detect._BODY_EYES_ONLY_DOWN, abs=0.01)
     assert fit["nose_weight"] == pytest.approx(face_detect._BODY_NOSE_WEIGHT, abs=0.01)
     assert fit["side_per_scale"] == pytest.approx(face_detect._BODY_SIDE_PER_SCALE, abs=0.01)
+
+
+def test_adaptive_wing_loss_keeps_pulling_at_the_peaks_and_spares_the_background():
+    import torch  # noqa: F811 (checked at the top)
+
+    from poselive.train.face_data import adaptive_wing_loss
+    target = torch.zeros(1, 1, 9, 9)
+    target[0, 0, 4, 4] = 1.0
+    assert float(adaptive_wing_loss(target.clone(), target).sum()) == 0.0
+
+    def grad_at(y: float, error: float) -> float:
+        pred = torch.tensor([[[[y + error]]]], requires_grad=True)
+        adaptive_wing_loss(pred, torch.tensor([[[[y]]]])).sum().backward()
+        return float(pred.grad)
+    # Near a peak the pull stays strong as the error shrinks (L1-like); on the background small noise costs little.
+    assert grad_at(1.0, 0.01) > 10 * grad_at(0.0, 0.01) > 0
+    # The two pieces meet at theta (0.5): no jump in the loss.
+    below, above = (float(adaptive_wing_loss(torch.tensor([[[[0.3 + d]]]]), torch.tensor([[[[0.3]]]])))
+                    for d in (0.5 - 1e-4, 0.5 + 1e-4))
+    assert above == pytest.approx(below, rel=1e-3)
+
+
+def test_face_task_charges_non_face_crops_by_squared_error(sample_cache):
+    import torch  # noqa: F811 (checked at the top)
+
+    from poselive.nets.configs import config_by_name
+    from poselive.train.face_data import FaceTask
+    _, cache = sample_cache
+    task = FaceTask(config_by_name("face-lite"), cache, cache)
+    empty, weight = torch.zeros(1, 68, 32, 32), torch.ones(1, 68)
+    faint = torch.full((1, 68, 32, 32), 0.1)
+    # A faint response all over a crop with no face costs what KeypointTask's MSE (x100) charges for it.
+    assert float(task.loss([faint], (empty, weight))) == pytest.approx(68 * 100 * 0.01, rel=1e-4)

@@ -57,3 +57,12 @@ def test_table_and_ced_png(tmp_path):
     back = cv2.imread(str(path))
     assert back is not None and back.shape == img.shape == (480, 640, 3)
     assert (back != 255).any(axis=2).mean() > 0.02     # something was drawn
+
+
+def test_a_face_finders_box_counts_for_a_face_only_when_near_it_and_of_its_size():
+    from poselive.train.evaluate_face import matched_box
+    face = (100.0, 100.0, 80.0, 80.0)
+    near, far, huge = (110.0, 95.0, 90.0, 90.0), (200.0, 100.0, 80.0, 80.0), (60.0, 60.0, 170.0, 170.0)
+    assert matched_box(face, [far, near, huge]) == near
+    assert matched_box(face, [far, huge]) is None
+    assert matched_box(face, []) is None

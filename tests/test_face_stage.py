@@ -9,6 +9,7 @@ import pytest
 import poselive.face_estimator as fe
 from poselive.face_detect import FACE_BOX_SCALE
 from poselive.headpose import MEAN_FACE_MM
+from poselive.records import Person
 
 
 class CountingLandmarks:
@@ -17,6 +18,7 @@ class CountingLandmarks:
     def __init__(self, *args, **kwargs):
         self.crops = 0
         self.calls = 0
+        self.score = 0.9
 
     def estimate(self, image, boxes_xywh, flip=False):
         self.calls += 1
@@ -26,7 +28,7 @@ class CountingLandmarks:
         side = FACE_BOX_SCALE * np.ptp(mean, 0).max()
         for x, y, w, h in boxes_xywh:  # landmarks whose face box is the box they were cut from: a still face
             xy = np.array([x + w / 2, y + h / 2]) + mean * (w / side)
-            out.append(np.column_stack([xy, np.full(68, 0.9)]))
+            out.append(np.column_stack([xy, np.full(68, self.score)]))
         return np.asarray(out).reshape(-1, 68, 3)
 
 
@@ -36,10 +38,11 @@ def stage(monkeypatch):
     region (None: the whole frame) goes to `haar_regions`."""
     monkeypatch.setattr(fe, "KeypointModel", CountingLandmarks)
     st = fe.FaceStage(smoothing=False)
-    st.haar_finds, st.haar_regions = [], []
+    st.haar_finds, st.haar_regions, st.haar_min_sizes = [], [], []
 
-    def haar(image, region=None):
+    def haar(image, region=None, min_size_px=40):
         st.haar_regions.append((st.frame, region))
+        st.haar_min_sizes.append(min_size_px)
         return list(st.haar_finds)
     monkeypatch.setattr(st.estimator, "detect", haar)
     return st
@@ -77,3 +80,29 @@ def test_a_known_face_is_searched_for_around_it_and_the_whole_frame_rarely(stage
     x, y, w, h = near[0][1]
     face = seen[9][0].bbox
     assert x < face[0] and y < face[1] and x + w > face[0] + face[2] and y + h > face[1] + face[3]
+
+
+def test_the_whole_frame_is_searched_only_for_faces_a_sixth_of_its_height():
+    """The cascade's cost grows as the inverse square of the smallest face it looks for."""
+    stage = fe.FaceStage.__new__(fe.FaceStage)
+    stage.scan_min_face = 1 / 6
+    assert stage._scan_min_face(np.zeros((480, 640, 3), np.uint8)) == 80
+    assert stage._scan_min_face(np.zeros((120, 160, 3), np.uint8)) == 40  # never below the cascade's 40 px
+
+
+def test_a_body_in_view_makes_the_whole_frame_search_as_rare_as_a_known_face(stage):
+    """A body's head is looked at every frame, even while its face scores too low to keep (turned away); the
+    whole frame is searched only for a face with no body, every scan_every frames."""
+    image = np.zeros((480, 640, 3), np.uint8)
+    head = np.zeros((17, 3), np.float32)
+    head[:5] = [[320, 200, 0.9], [335, 190, 0.9], [305, 190, 0.9], [350, 195, 0.9], [290, 195, 0.9]]
+    body = Person(head, (250.0, 150.0, 140.0, 300.0), 0.9)
+    stage.estimator.landmarks.score = 0.1
+    seen = []
+    for i in range(61):
+        stage.frame = i
+        seen.append(stage(image, [body], i))
+    assert seen == [[]] * 61
+    assert stage.estimator.landmarks.crops == 61, "the head is looked at every frame"
+    assert [i for i, r in stage.haar_regions if r is None] == [0, 30, 60]
+    assert set(stage.haar_min_sizes) == {80}

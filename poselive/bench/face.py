@@ -29,9 +29,11 @@ def face_section(args, repeats: int = 50) -> str:
         # One estimator (one ONNX Runtime session) for every row: separate sessions differed by up to 2 ms here,
         # more than the head-pose fit itself costs.
         est = FaceEstimator("face-lite", device=args.face_device)
-        for what, fit_pose, refine in (("landmarks only", False, False), ("landmarks + head pose", True, False),
-                                       ("landmarks + head pose (robust refit)", True, True)):
-            est.fit_pose, est.refine_pose = fit_pose, refine
+        for what, fit_pose, refine, flip in (
+                ("landmarks only", False, False, False), ("landmarks + head pose", True, False, False),
+                ("landmarks + head pose (robust refit)", True, True, False),
+                ("landmarks + head pose, flip test (predict)", True, False, True)):
+            est.fit_pose, est.refine_pose, est.flip_test = fit_pose, refine, flip
             med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
             rows.append([f"poselive face-lite ({est.landmarks.backend.name}), {what}", f"{med:.2f}", f"{p90:.2f}"])
     except PoseliveError as e:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -237,70 +237,12 @@ def eval_body(args) -> int:
     return 0
 
 
-def eval_face(args) -> int:
-    """Faces: NME / failure rate / AUC (poselive.face_metrics) of the FaceEstimator on GT face boxes."""
-    from poselive import face_metrics
-    from poselive.face_estimator import FACE_MIN_SCORE, FaceEstimator
-    from poselive.train.face_data import face_records, read_face_folder, split_of_face
-    if args.data:
-        recs = [r for folder in args.data for r in read_face_folder(Path(folder), Path(folder).name)]
-    else:
-        recs = [r for r in face_records() if split_of_face(r) == "val"]
-    if not recs:
-        raise PoseliveError("no faces to evaluate on: give folders of .jpg + .pts files with --data")
-    estimator = FaceEstimator(args.model or "face-lite", device=args.device)
-    dlib_face = None
-    if args.baseline:
-        from poselive.baselines.dlib_face import BaselineUnavailable, DlibFace68
-        try:
-            dlib_face = DlibFace68()
-        except BaselineUnavailable as e:
-            print(f"baseline skipped: {e}")
-    nmes, dlib_nmes, on_scores, off_scores = [], [], [], []
-    for r in _progress(recs, "faces"):
-        if (image := _read(Path(r.image_path))) is None:
-            continue
-        face = estimator(image, boxes=[r.box_xywh])[0]
-        nmes.append(float(face_metrics.nme(face.landmarks, r.keypoints)))
-        on_scores.append(face.score)
-        off_scores += [f.score for f in estimator(image, boxes=_beside(r.box_xywh))]
-        if dlib_face is not None:
-            dlib_nmes.append(float(face_metrics.nme(dlib_face(image, [r.box_xywh])[0], r.keypoints)))
-    results = {_model_label(str(args.model or "face-lite")): np.array(nmes)}
-    if dlib_face is not None:
-        # dlib's predictor was trained on 300-W, which holds these AFW/HELEN faces: it has seen the test set.
-        results["dlib 68-point, same boxes (trained on these faces)"] = np.array(dlib_nmes)
-    print(f"poselive eval --task face: {len(nmes)} faces")
-    print(face_metrics.scores_table(results))
-    # The score as a face detector: the live face stage keeps a face scoring FaceStage's min_score or more.
-    gate = FACE_MIN_SCORE
-    on, off = np.array(on_scores), np.array(off_scores)
-    score_line = (f"score >= {gate:g} (the live face gate): {np.mean(on >= gate):.1%} of the faces, "
-                  f"{np.mean(off >= gate):.1%} of {len(off)} crops a face's width beside them")
-    print("\n" + score_line)
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"task": "face", "methods": {
-            k: asdict(face_metrics.FaceScores.of(v)) for k, v in results.items()},
-            "face_score_gate": gate, "faces_passing_gate": float(np.mean(on >= gate)),
-            "beside_crops_passing_gate": float(np.mean(off >= gate))}, indent=1))
-        face_metrics.draw_ced(results, out.with_suffix(".ced.png"))
-        print(f"\nmetrics written to {out}, CED plot to {out.with_suffix('.ced.png')}")
-    return 0
-
-
-def _beside(box_xywh) -> list[tuple[float, float, float, float]]:
-    """The four boxes one face-width (or height) left, right, above and below a face box."""
-    x, y, w, h = box_xywh
-    return [(x + dx * w, y + dy * h, w, h) for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1))]
-
-
 def eval_command(args) -> int:
     if args.task in ("track", "empty", "thresholds"):
         from poselive.train import evaluate_finding
         return {"track": evaluate_finding.eval_track, "empty": evaluate_finding.eval_empty,
                 "thresholds": evaluate_finding.eval_thresholds}[args.task](args)
     if args.task == "face":
+        from poselive.train.evaluate_face import eval_face
         return eval_face(args)
     return eval_body(args)
