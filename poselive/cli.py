@@ -169,8 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "`poselive predict`), live (the live pipeline: for empty, each photo a short still clip), or both")
     p.add_argument("--data", nargs="+", help="COCO json files (body) or .pts folders (face); when not given: "
                    "our validation split")
-    p.add_argument("--model", default=None, help="model name or weights file (when not given: body-lite, or "
-                   "face-lite for --task face)")
+    p.add_argument("--model", default=None, help="model name or weights file (when not given: body-lite-160 for "
+                   "photos, body-lite for --task track / empty live, face-lite for --task face)")
     p.add_argument("--compare", nargs="+", metavar="MODEL", help="face: also score these models (names or weights "
                    "files) in the same table")
     p.add_argument("--detections", action="store_true", help="also score with the model's own detections")
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     _det_tiles(p)
     p.add_argument("--render", metavar="DIR", help="also write each image with what was found drawn on it, "
                    "as DIR/<image stem>.jpg")
-    p.add_argument("--model", default=None, help="model name or weights file (when not given: body-lite, or "
+    p.add_argument("--model", default=None, help="model name or weights file (when not given: body-lite-160, or "
                    "face-lite for --task face)")
     _max_megapixels(p)
     _device(p)
