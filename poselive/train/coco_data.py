@@ -121,13 +121,16 @@ def cache_region(box_xywh) -> CropBox:
 
 
 def build_cache(records: list[PersonRecord], cache_file: Path | None = None) -> CropCache:
-    """Cut every record's region out of its photo (cached in `cache_file` as .npz keyed by the record list)."""
+    """Cut every record's region out of its photo (cached in `cache_file` as .npz keyed by the record list's
+    photos and boxes). Loss weights always come from the records: a set re-weighted since the cache was cut keeps
+    its crops and takes its new weights."""
     key = hashlib.sha1(json.dumps([(r.image_path, r.box_xywh) for r in records]).encode()).hexdigest()[:12]
     if cache_file is not None:
         f = Path(f"{cache_file}-{key}.npz")
         if f.exists():
             z = np.load(f)
-            return CropCache(z["images"], z["keypoints"], z["boxes"], z["weights"])
+            weights = np.array([r.weight for r in records], np.float32)
+            return CropCache(z["images"], z["keypoints"], z["boxes"], weights)
     S = CACHE_SIZE
     imgs = np.empty((len(records), S, S, 3), np.uint8)
     imgs[:] = MEAN_BGR_U8

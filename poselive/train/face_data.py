@@ -122,8 +122,6 @@ def face_caches(root: Path | None = None, cache_dir: Path | None = Path("cache")
              ", ".join(f"{n} {sum(r.dataset == n for r in train)}" for n, _, _ in FACE_SETS), len(val))
     val_cache = build_cache(val, cache_dir / "face-val" if cache_dir else None)
     train_cache = build_cache(train, cache_dir / "face-train" if cache_dir else None)
-    # A cache file is keyed by photos and boxes only: the weights come from FACE_SETS as it is now.
-    train_cache.weights[:] = [r.weight for r in train]
     return train_cache, val_cache
 
 
