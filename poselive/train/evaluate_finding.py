@@ -108,9 +108,7 @@ def empty_photos(estimator=None, pipeline=None, photos: list[Path] = (), frames:
 
 def _pipeline(args):
     from poselive.live import build_pipeline
-    if args.model:
-        return build_pipeline("body", device=args.device, body_model=args.model, detector=args.detector)
-    return build_pipeline("body", device=args.device, detector=args.detector)
+    return build_pipeline("body", device=args.device, body_model=args.model or "body-lite", detector=args.detector)
 
 
 def eval_track(args) -> int:
