@@ -134,14 +134,10 @@ def _landmarks(estimator, reframe: bool):
     return predict
 
 
-def _label(spec: str) -> str:
-    p = Path(spec)
-    return spec if p.suffix != ".pt" else f"{p.parent.name}/{p.name}"
-
-
 def eval_face(args) -> int:
     """`poselive eval --task face [--model M] [--compare M2 ...] [--baseline] [--data FOLDER ...] [--out F]`."""
     from poselive.face_estimator import FACE_MIN_SCORE, FaceEstimator
+    from poselive.train.evaluate import _model_label as _label
     from poselive.train.face_data import face_records, read_face_folder, split_of_face
     if args.data:
         recs = [r for folder in args.data for r in read_face_folder(Path(folder), Path(folder).name)]
