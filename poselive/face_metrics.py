@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from poselive.schemas import FACE68_OUTER_EYE_CORNERS
-from poselive.tables import format_table
 
 FAILURE_NME = 0.08
 
@@ -64,17 +63,6 @@ class FaceScores:
         nmes = np.asarray(nmes, np.float64)
         return cls(len(nmes), float(nmes.mean()) if len(nmes) else float("nan"), failure_rate(nmes, threshold),
                    auc(nmes, threshold), threshold)
-
-
-def scores_table(results: dict[str, np.ndarray], threshold: float = FAILURE_NME) -> str:
-    """Plain-text table, one row per method: name -> per-face NMEs (all on the same faces)."""
-    pct = f"{threshold:g}"
-    head = ("method", "faces", "NME %", f"failure % (NME>{pct})", f"AUC@{pct}")
-    rows = []
-    for name, nmes in results.items():
-        s = FaceScores.of(nmes, threshold)
-        rows.append([name, s.faces, f"{100 * s.nme:.2f}", f"{100 * s.failure_rate:.1f}", f"{s.auc:.3f}"])
-    return format_table(list(head), rows)
 
 
 # A colour-blind-safe palette (Okabe-Ito), BGR.
