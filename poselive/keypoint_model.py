@@ -69,13 +69,23 @@ class KeypointModel:
         swapped (flip test, as in SimpleBaseline / HRNet). Pixel centres mirror exactly at stride 4, so no
         shift is needed. Twice the network time; for still images, not the live pipeline. timer: times the
         stages "preprocess", "network" and "decode"."""
+        return self._estimate([image] * len(boxes_xywh), boxes_xywh, flip, timer, max_batch)
+
+    def estimate_each(self, images, boxes_xywh: np.ndarray, max_batch: int = 64) -> np.ndarray:
+        """Keypoints (M, K, 3) as `estimate` gives them, for one box in each of M images, batched across the
+        images (training's validation: one person in each cached crop)."""
+        return self._estimate(list(images), boxes_xywh, False, None, max_batch).keypoints
+
+    def _estimate(self, images: list, boxes_xywh, flip: bool, timer: StageTimer | None, max_batch: int
+                  ) -> CropEstimate:
+        """Box i of `boxes_xywh` is looked for in images[i]."""
         stage = timer.stage if timer is not None else (lambda name: nullcontext())
         W, H = self.cfg.input_wh
         K = self.cfg.num_keypoints
         with stage("preprocess"):
             mats = [crop_matrix(box_to_crop(b, self.cfg.input_wh, 1.25), self.cfg.input_wh) for b in boxes_xywh]
-            batch = (normalize_bgr(np.stack([warp_crop(image, m, self.cfg.input_wh) for m in mats])) if mats
-                     else np.zeros((0, 3, H, W), np.float32))
+            batch = (normalize_bgr(np.stack([warp_crop(im, m, self.cfg.input_wh) for im, m in zip(images, mats)]))
+                     if mats else np.zeros((0, 3, H, W), np.float32))
         with stage("network"):
             heatmaps = self._network(batch, max_batch, flip)
         with stage("decode"):

@@ -58,10 +58,9 @@ def lr_at(step: int, tc: TrainConfig) -> float:
 
 def predict_cache(model: StackedHourglass, cache: CropCache) -> np.ndarray:
     """Keypoints (M, K, 3: x, y, score) in cache px, from crops around each cached GT box (no augmentation), by
-    the path inference takes (`KeypointModel.estimate`) on a float32 CPU copy of the model."""
+    the path inference takes (`KeypointModel.estimate_each`, batched) on a float32 CPU copy of the model."""
     keypoints = KeypointModel.from_backend(TorchCPUBackend(model))
-    return np.stack([keypoints.estimate(cache.images[i], np.asarray(cache.boxes[i], np.float64)[None])[0]
-                     for i in range(len(cache))])
+    return keypoints.estimate_each(cache.images, np.asarray(cache.boxes, np.float64))
 
 
 class KeypointTask:
