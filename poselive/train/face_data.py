@@ -231,8 +231,7 @@ class FaceTask(KeypointTask):
                 k = self.cfg.num_keypoints
                 crop, _ = augment_person(neg.images[j], box, np.zeros((k, 3), np.float32), self.cfg.input_wh,
                                          self.flip_perm, self.aug, rng, None, False)
-                w, h = self.codec.heatmap_wh
-                return crop, np.zeros((k, h, w), np.float32), np.ones(k, np.float32)
+                return (crop, *self.empty_target())
         return super().sample(rng, i)
 
     def validate(self, model) -> float:

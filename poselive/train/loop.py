@@ -103,11 +103,14 @@ class KeypointTask:
         return crop, hm, w * cache.weights[i]
 
     def empty_crop(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A crop with no person: (crop, all-zero heatmaps, every joint weighted 1)."""
-        crop = negative_crop(self.empty_photos, rng, self.cfg.input_wh, self.aug)
+        """A crop with no person: (crop, *empty_target())."""
+        return (negative_crop(self.empty_photos, rng, self.cfg.input_wh, self.aug), *self.empty_target())
+
+    def empty_target(self) -> tuple[np.ndarray, np.ndarray]:
+        """The target of a crop with nobody in it: all-zero heatmaps (K, h, w), every joint weighted 1."""
         w, h = self.codec.heatmap_wh
         K = self.cfg.num_keypoints
-        return crop, np.zeros((K, h, w), np.float32), np.ones(K, np.float32)
+        return np.zeros((K, h, w), np.float32), np.ones(K, np.float32)
 
     def loss(self, stacks: list[torch.Tensor], targets) -> torch.Tensor:
         """Joint-weighted MSE summed over joints and stacks, averaged over the batch (x100 for readable numbers)."""
