@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from poselive.errors import PoseliveError
-from poselive.videos import (VideoProgress, VideoSummary, check_output_names, find_videos, make_pipeline, overlay,
+from poselive.live import build_pipeline
+from poselive.videos import (VideoProgress, VideoSummary, check_output_names, find_videos, overlay,
                              pending_videos, process_video, summary_table)
 
 
@@ -14,7 +15,7 @@ def track_videos(videos: list[Path], out_dir: Path, device: str = "auto", write_
     from tqdm import tqdm
     out_dir.mkdir(parents=True, exist_ok=True)
     todo, rows = pending_videos(videos, out_dir, redo)
-    pipeline = make_pipeline(device) if todo else None
+    pipeline = build_pipeline("body", device) if todo else None
     overall = tqdm(total=len(todo), desc="videos", position=0, disable=not show_progress)
     for v in todo:
         with VideoProgress(v.name[:30], show_progress, leave=False, position=1) as progress:

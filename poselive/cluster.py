@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from poselive.errors import PoseliveError
+from poselive.live import build_pipeline
 from poselive.outputs import unfinished_paths
-from poselive.videos import VideoSummary, make_pipeline, output_paths, overlay, pending_videos, process_video
+from poselive.videos import VideoSummary, output_paths, overlay, pending_videos, process_video
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class TrackWorker:
         try:
             # Each actor reserves one CPU, so its ONNX Runtime gets one thread: with one thread per core in every
             # worker, n workers would run n x cores threads and thrash.
-            self.pipeline = make_pipeline(device, threads=1)
+            self.pipeline = build_pipeline("body", device, threads=1)
         except PoseliveError as e:  # told to the driver by ready(), in words, rather than as a dead actor
             self.error = str(e)
         self.load_s = time.perf_counter() - t0

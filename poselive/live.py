@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def build_pipeline(tasks: str = "body", device: str = "auto", smoothing: bool = True, heatmaps: bool = False,
-                   body_model: str = "body-lite", detector: str = DEFAULT_DETECTOR) -> Pipeline:
-    """A Pipeline for a comma list of tasks ("body", "face"); detector: the person detector's weights."""
+                   body_model: str = "body-lite", detector: str = DEFAULT_DETECTOR, threads: int | None = None
+                   ) -> Pipeline:
+    """A Pipeline for a comma list of tasks ("body", "face"); detector: the person detector's weights; threads:
+    ONNX Runtime threads per network (None: one per core; 1 where processes share the cores, as Ray workers do)."""
     from poselive.estimator import PoseEstimator
     names = {t.strip() for t in tasks.split(",") if t.strip()}
     unknown = names - {"body", "face"}
@@ -38,7 +40,7 @@ def build_pipeline(tasks: str = "body", device: str = "auto", smoothing: bool = 
     if "face" in names:
         from poselive.face_estimator import FaceStage
         face_stage = FaceStage(device=device)
-    return Pipeline(PoseEstimator(body_model, device=device, detector=detector),
+    return Pipeline(PoseEstimator(body_model, device=device, detector=detector, threads=threads),
                     PipelineConfig(smoothing=smoothing, keep_heatmaps=heatmaps), face_stage=face_stage,
                     bodies="body" in names)
 

@@ -144,12 +144,6 @@ def summary_table(rows: list[VideoSummary]) -> str:
     return "\n".join(lines)
 
 
-def make_pipeline(device: str = "auto", threads: int | None = None):
-    from poselive.estimator import PoseEstimator
-    from poselive.pipeline import PipelineConfig
-    return Pipeline(PoseEstimator("body-lite", device=device, threads=threads), PipelineConfig())
-
-
 def overlay(result: FrameResult):
     from poselive.render import draw_people
     img = result.frame.image.copy()
