@@ -195,6 +195,11 @@ class OnnxRuntimeBackend:
         opts.inter_op_num_threads = 1  # the graph is one chain; parallelism is inside each op
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # The live pipeline takes turns between three sessions (detector, body, face). By default each session's
+        # idle threads spin for a while after a run, and on a 2-core machine they took the cores from the next
+        # session's run: `run --task body,face` on the close-up clip took 1.78x the body-only time with spinning,
+        # 1.62x without (median of 4 runs each, taking turns, 2026-12-03).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises its own exception types for missing and malformed files
