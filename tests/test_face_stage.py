@@ -91,8 +91,8 @@ def test_the_whole_frame_is_searched_only_for_faces_a_sixth_of_its_height():
 
 
 def test_a_body_in_view_makes_the_whole_frame_search_as_rare_as_a_known_face(stage):
-    """A body's head is looked at every frame, even while its face scores too low to keep (turned away); the
-    whole frame is searched only for a face with no body, every scan_every frames."""
+    """A body's head is looked at even while its face scores too low to keep (turned away), every faceless_every
+    frames; the whole frame is searched only for a face with no body, every scan_every frames."""
     image = np.zeros((480, 640, 3), np.uint8)
     head = np.zeros((17, 3), np.float32)
     head[:5] = [[320, 200, 0.9], [335, 190, 0.9], [305, 190, 0.9], [350, 195, 0.9], [290, 195, 0.9]]
@@ -103,6 +103,29 @@ def test_a_body_in_view_makes_the_whole_frame_search_as_rare_as_a_known_face(sta
         stage.frame = i
         seen.append(stage(image, [body], i))
     assert seen == [[]] * 61
-    assert stage.estimator.landmarks.crops == 61, "the head is looked at every frame"
+    # A head with no face is looked at again every faceless_every frames while it stays put.
+    assert stage.estimator.landmarks.crops == len(range(0, 61, stage.faceless_every)) == 16
     assert [i for i, r in stage.haar_regions if r is None] == [0, 30, 60]
     assert set(stage.haar_min_sizes) == {80}
+
+
+def test_a_face_that_turns_back_is_looked_at_every_frame_again(stage):
+    """Once the head shows a face, it is looked at every frame; while it shows none, every faceless_every."""
+    image = np.zeros((480, 640, 3), np.uint8)
+    head = np.zeros((17, 3), np.float32)
+    head[:5] = [[320, 200, 0.9], [335, 190, 0.9], [305, 190, 0.9], [350, 195, 0.9], [290, 195, 0.9]]
+    body = Person(head, (250.0, 150.0, 140.0, 300.0), 0.9)
+    marks = stage.estimator.landmarks
+    marks.score = 0.1
+    looked = []
+    for i in range(20):
+        if i == 10:
+            marks.score = 0.9  # the person turns to the camera
+        before = marks.crops
+        stage.frame = i
+        faces = stage(image, [body], i)
+        looked.append(marks.crops > before)
+        if i >= 12:
+            assert len(faces) == 1
+    assert [i for i in range(10) if looked[i]] == [0, 4, 8]
+    assert all(looked[12:]), "a head showing a face is looked at every frame"
