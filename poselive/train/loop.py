@@ -68,17 +68,23 @@ class KeypointTask:
 
     empty_photos: (N, S, S, 3) photos with nobody in them (poselive.train.negatives); an `empty_prob` share of
     each batch is crops of those, whose target is empty heatmaps on every joint, so a crop with no person in
-    it gets a low person score (the pipeline drops such crops, and the tracker ends tracks that lead to them)."""
+    it gets a low person score (the pipeline drops such crops, and the tracker ends tracks that lead to them).
+    hard_empty: crops our detector proposes where nobody is (poselive.train.hard_negatives), keypoints all
+    unlabelled; when given, `hard_share` of the empty crops are cut from them, as the pipeline cuts a detection.
+    val_hard_empty: the same from held-out photos, for the validation log."""
     metric_name = "val PCK@0.2"
 
     def __init__(self, cfg: NetConfig, train_cache: CropCache, val_cache: CropCache | None, half_body: bool = True,
                  aug: AugmentConfig = AugmentConfig(), empty_photos: np.ndarray | None = None,
-                 val_empty_photos: np.ndarray | None = None, empty_prob: float = 0.15):
+                 val_empty_photos: np.ndarray | None = None, empty_prob: float = 0.15,
+                 hard_empty: CropCache | None = None, val_hard_empty: CropCache | None = None, hard_share: float = 0.5):
         self.cfg, self.train_cache, self.val_cache, self.half_body, self.aug = cfg, train_cache, val_cache, half_body, aug
         self.codec = HeatmapCodec(cfg.input_wh, 4, cfg.sigma, cfg.blur_sigma)
         self.flip_perm = schema_by_name(cfg.schema).flip_permutation()
         self.empty_photos, self.val_empty_photos = empty_photos, val_empty_photos
         self.empty_prob = empty_prob if empty_photos is not None and len(empty_photos) else 0.0
+        self.hard_empty, self.val_hard_empty = hard_empty, val_hard_empty
+        self.hard_share = hard_share if hard_empty is not None and len(hard_empty) else 0.0
 
     def init_model(self, model: StackedHourglass) -> None:
         pass
@@ -103,7 +109,14 @@ class KeypointTask:
         return crop, hm, w * cache.weights[i]
 
     def empty_crop(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """A crop with no person: (crop, *empty_target())."""
+        """A crop with no person: (crop, *empty_target()): around a box the detector found on nobody, or a random
+        crop of a photo of nobody."""
+        if rng.random() < self.hard_share:
+            cache = self.hard_empty
+            j = int(rng.integers(len(cache)))
+            crop, _ = augment_person(cache.images[j], cache.boxes[j], cache.keypoints[j], self.cfg.input_wh,
+                                     self.flip_perm, self.aug, rng, None, False)
+            return (crop, *self.empty_target())
         return (negative_crop(self.empty_photos, rng, self.cfg.input_wh, self.aug), *self.empty_target())
 
     def empty_target(self) -> tuple[np.ndarray, np.ndarray]:
@@ -137,6 +150,11 @@ class KeypointTask:
             pos = np.array([person_score(k) for k in pred])
             log.info("person score >= 0.4: %.3f of validation people, %.3f of 256 crops of empty photos",
                      (pos >= 0.4).mean(), (neg >= 0.4).mean())
+        if self.val_hard_empty is not None and len(self.val_hard_empty):
+            hard = np.array([person_score(k) for k in predict_cache(model, self.val_hard_empty)])
+            pos = np.array([person_score(k) for k in pred])
+            log.info("person score >= 0.5: %.3f of validation people, %.3f of %d held-out detector boxes on nobody",
+                     (pos >= 0.5).mean(), (hard >= 0.5).mean(), len(hard))
         return pck(pred, self.val_cache.keypoints, self.val_cache.boxes)[0]
 
     def refresh(self, model: StackedHourglass) -> None:

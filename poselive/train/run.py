@@ -31,8 +31,9 @@ def make_task(config_name: str, data: str | None, cache_dir: Path = Path("cache"
         # Crops of photos with nobody in them teach a low person score where there is no person.
         empty = build_negative_cache(negative_split(root, "train"), cache_dir / "negatives-train")
         val_empty = build_negative_cache(negative_split(root, "val"), cache_dir / "negatives-val")
+        hard, val_hard = hard_negative_caches(root, cache_dir)
         return KeypointTask(cfg, build_cache(tr, cache_dir / "body-train"), build_cache(va, cache_dir / "body-val"),
-                            empty_photos=empty, val_empty_photos=val_empty)
+                            empty_photos=empty, val_empty_photos=val_empty, hard_empty=hard, val_hard_empty=val_hard)
     if cfg.schema == "person_centre":
         from poselive.train.det_data import build_det_cache, det_items, det_split_of
         items = det_items(root)
@@ -43,6 +44,22 @@ def make_task(config_name: str, data: str | None, cache_dir: Path = Path("cache"
         from poselive.train.face_data import face_task
         return face_task(config_name, root, cache_dir)
     raise PoseliveError(f"no training recipe for schema {cfg.schema}")
+
+
+def hard_negative_caches(root: Path, cache_dir: Path):
+    """(train, val) crops where the shipped person detector finds somebody and nobody is
+    (poselive.train.hard_negatives); (None, None) without its weights."""
+    from poselive.estimator import PoseEstimator
+    from poselive.train.hard_negatives import hard_negative_cache
+    from poselive.weights import DEFAULT_DETECTOR
+    try:
+        detector_file = resolve_weights(DEFAULT_DETECTOR)
+        est = PoseEstimator("body-lite", detector=DEFAULT_DETECTOR)
+    except PoseliveError as e:
+        log.warning("no hard negatives: %s", e)
+        return None, None
+    detect = lambda image, threshold: est.detect(image, threshold, False)  # noqa: E731 (as the live pipeline)
+    return tuple(hard_negative_cache(detect, detector_file, root, split, cache_dir) for split in ("train", "val"))
 
 
 def train_command(args) -> int:
