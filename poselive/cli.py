@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "detector and person-score thresholds (validation split plus empty photos)")
     p.add_argument("--gt", help="track: MOT ground truth gt.txt (frame,id,x,y,w,h,conf,...; frame 1 = video "
                    "frame 0)")
+    p.add_argument("--repeats", type=int, default=0, metavar="N", help="track: also run the video N more times, "
+                   "each frame with one grey level of seeded noise, and report every run and the median (one run "
+                   "of a tracker moves by several points of MOTA and IDF1 with such noise)")
     p.add_argument("--modes", default="predict,live", help="empty, thresholds: predict (still photos, as "
                    "`poselive predict`), live (the live pipeline: for empty, each photo a short still clip), or both")
     p.add_argument("--data", nargs="+", help="COCO json files (body) or .pts folders (face); when not given: "

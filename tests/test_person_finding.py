@@ -104,3 +104,32 @@ def test_eval_empty_reports_the_share_of_photos_with_people(shared_data, shipped
 def test_eval_track_names_a_missing_video_in_one_line(shared_data, capsys):
     assert main(["eval", "--task", "track", "--gt", str(shared_data / GT), "nope.avi"]) == 2
     assert "nope.avi" in capsys.readouterr().err
+
+
+def test_one_grey_level_of_noise_is_seeded_and_at_most_one_level():
+    import numpy as np
+    from poselive.train.evaluate_finding import grey_level_noise
+    image = np.array([[0, 128, 255]] * 50, np.uint8)
+    a, b = grey_level_noise(image, 1, 7), grey_level_noise(image, 1, 7)
+    assert (a == b).all(), "the same seed and frame give the same noise"
+    assert not (a == grey_level_noise(image, 2, 7)).all()
+    assert np.abs(a.astype(int) - image).max() == 1 and a.dtype == np.uint8
+    assert a[:, 0].min() == 0 and a[:, 2].max() == 255, "clipped, not wrapped around"
+
+
+def test_eval_track_repeats_reruns_the_video_with_noise_and_reports_the_spread(shared_data, shipped_body_models,
+                                                                              tmp_path, capsys):
+    gt_cut = tmp_path / "gt.txt"
+    rows = [r for r in (shared_data / GT).read_text().splitlines() if int(r.split(",")[0]) <= 20]
+    gt_cut.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "track.json"
+    assert main(["eval", "--task", "track", "--gt", str(gt_cut), str(shared_data / "videos" / "vtest.avi"),
+                 "--repeats", "2", "--out", str(out), "--device", "onnx"]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["noisy_runs"]) == 2 and all(r["frames"] == 20 for r in report["noisy_runs"])
+    runs = [report["mota"]] + [r["mota"] for r in report["noisy_runs"]]
+    assert report["median_of_runs"]["mota"] == pytest.approx(sorted(runs)[1])
+    printed = capsys.readouterr().out
+    assert "noise 2" in printed and "median" in printed
+    assert main(["eval", "--task", "track", "--gt", str(gt_cut), str(out.with_suffix(".jsonl")),
+                 "--repeats", "1"]) == 2, "a JSONL cannot be rerun"
