@@ -49,17 +49,17 @@ def make_task(config_name: str, data: str | None, cache_dir: Path = Path("cache"
 def hard_negative_caches(root: Path, cache_dir: Path):
     """(train, val) crops where the shipped person detector finds somebody and nobody is
     (poselive.train.hard_negatives); (None, None) without its weights."""
-    from poselive.estimator import PoseEstimator
+    from poselive.backends import make_backend
+    from poselive.detector import PersonDetector
     from poselive.train.hard_negatives import hard_negative_cache
     from poselive.weights import DEFAULT_DETECTOR
     try:
         detector_file = resolve_weights(DEFAULT_DETECTOR)
-        est = PoseEstimator("body-lite", detector=DEFAULT_DETECTOR)
+        detector = PersonDetector(make_backend(detector_file, "auto"), half_pass=False)  # as the live pipeline
     except PoseliveError as e:
         log.warning("no hard negatives: %s", e)
         return None, None
-    detect = lambda image, threshold: est.detect(image, threshold, False)  # noqa: E731 (as the live pipeline)
-    return tuple(hard_negative_cache(detect, detector_file, root, split, cache_dir) for split in ("train", "val"))
+    return tuple(hard_negative_cache(detector, detector_file, root, split, cache_dir) for split in ("train", "val"))
 
 
 def train_command(args) -> int:
