@@ -29,18 +29,19 @@ from poselive.errors import InputError, PoseliveError, SourceError
 from poselive.estimator import check_boxes
 from poselive.serialize import (COCO_RESULT_SCORE_DECIMALS, box_json, coco_keypoint_result, head_pose_json,
                                 points_json)
+from poselive.sources.files import list_images
 from poselive.weights import STILL_MODEL
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def expand_images(paths: list[str]) -> list[Path]:
-    """Files as given; a folder becomes its image files in name order. A file named twice is read once."""
+    """Files as given; a folder becomes its image files (sources.list_images: img2 before img10). A file named
+    twice is read once."""
     out, seen = [], set()
     for p in map(Path, paths):
-        for f in sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if p.is_dir() else [p]:
+        for f in list_images(p) if p.is_dir() else [p]:
             if f.resolve() not in seen:
                 seen.add(f.resolve())
                 out.append(f)
