@@ -35,11 +35,11 @@ class PipelineConfig:
     # all three, 2026-12-03). IDF1 on ~19 people swings by a few points either way: 4 is the cost-aware middle.
     detect_every: int = 4
     # A new person needs a detection scoring det_threshold and joints averaging min_new_score (the tracker's): the
-    # pair with the highest recall at OKS 0.5 (0.686, precision 0.757) among those that report somebody on at
+    # pair with the highest recall at OKS 0.5 (0.703, precision 0.718) among those that report somebody on at
     # most 1% of the held-out photos of nobody (0.9%), one pass a crop as here (`poselive eval --task
-    # thresholds`, body-det-3 and body-lite, 2026-12-03). 1%, not the 2% still photos allow: a camera looks at
-    # the same empty room for hours.
-    det_threshold: float = 0.3
+    # thresholds --modes live`, body-det-3 and body-lite trained on hard negatives, 2026-12-03). 1%, not the 2%
+    # still photos allow: a camera looks at the same empty room for hours.
+    det_threshold: float = 0.25
     # Detections down to this score back tracks already running (poselive.tracking: confirm); only those scoring
     # det_threshold start new ones (as in ByteTrack: a person already followed needs less evidence to stay).
     confirm_threshold: float = 0.2
