@@ -138,6 +138,7 @@ def _haar_cascade(path: str | None):
 
 
 _CASCADES: dict = {}
+HAAR_SEARCH_PX = 40
 
 
 def detect_faces_haar(image_bgr: np.ndarray, min_size_px: int = 40, cascade_path: str | None = None,
@@ -162,8 +163,14 @@ def detect_faces_haar(image_bgr: np.ndarray, min_size_px: int = 40, cascade_path
             return []
         image_bgr = image_bgr[y0:y1, x0:x1]
     gray = cv2.equalizeHist(cv2.cvtColor(image_bgr, cv2.COLOR_BGR2GRAY))
-    raw = _CASCADES[key].detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(min_size_px, min_size_px))
-    raw = np.asarray(raw, np.float64).reshape(-1, 4) + [x0, y0, 0, 0]
+    # Looking only for faces of min_size_px or more, search an image shrunk until they are HAAR_SEARCH_PX: the
+    # cascade then steps 2 px where it stepped 1 (a 640x360 frame from 60 px: 31 -> 22 ms).
+    shrink = max(min_size_px / HAAR_SEARCH_PX, 1.0)
+    if shrink > 1.0:
+        gray = cv2.resize(gray, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA)
+    side = int(round(min_size_px / shrink))
+    raw = _CASCADES[key].detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
+    raw = np.asarray(raw, np.float64).reshape(-1, 4) * shrink + [x0, y0, 0, 0]
     boxes = [calibration.apply(b) for b in raw]
     return sorted(boxes, key=lambda b: -b[2])
 
