@@ -174,7 +174,7 @@ def predict_command(args) -> int:
         estimator = PoseEstimator(args.model or STILL_MODEL, device=args.device, detector=args.detector,
                                   det_tiles=args.det_tiles)
         run = _body_results
-    results, done = [], 0
+    results, done, with_any = [], 0, 0
     for path, image_id in zip(images, image_ids(images, ids)):
         if not path.is_file():
             log.warning("skipping %s: no such file", path)
@@ -195,12 +195,14 @@ def predict_command(args) -> int:
             _render(image, found, drawn[path])
         results += found
         done += 1
+        with_any += bool(found)
     if done == 0:
         raise PoseliveError(f"none of the {len(images)} images could be read")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.part")  # renamed into place: a crash never leaves half a json
     tmp.write_text(json.dumps(results))
     os.replace(tmp, out)
-    print(f"{len(results)} {'faces' if args.task == 'face' else 'people'} in {done} of {len(images)} images "
-          f"-> {out}")
+    what = "faces" if args.task == "face" else "people"
+    skipped = f", {len(images) - done} skipped" if done < len(images) else ""
+    print(f"{len(results)} {what} in {with_any} of {done} images read{skipped} -> {out}")
     return 0

@@ -110,7 +110,8 @@ def test_predict_with_given_boxes_uses_them(fashion_photo, tmp_path):
     assert pck_of(result, gt, box) >= 0.8
 
 
-def test_unreadable_and_missing_images_are_skipped_and_logged(fashion_photo, random_weights, tmp_path, caplog):
+def test_unreadable_and_missing_images_are_skipped_and_logged(fashion_photo, random_weights, tmp_path, caplog,
+                                                              capsys):
     image, _, box = fashion_photo
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
@@ -121,6 +122,7 @@ def test_unreadable_and_missing_images_are_skipped_and_logged(fashion_photo, ran
         assert main(["predict", str(broken), str(image), "--boxes", str(boxes),
                      "--out", str(out), "--model", str(random_weights), "--device", "cpu"]) == 0
     assert f"skipping {broken}: not a readable image" in caplog.text
+    assert "2 people in 1 of 1 images read, 1 skipped" in capsys.readouterr().out
     results = json.loads(out.read_text())
     assert [r["bbox"] for r in results] == [pytest.approx(box, abs=0.01), [0, 0, 50, 80]]
     assert all(len(r["keypoints"]) == 51 and r["image_id"] == 2 and r["file_name"] == image.name
