@@ -196,7 +196,8 @@ class FaceStage:
         boxes, independent = self.boxes(image, people, frame_index)
         # No box, no landmark work: estimate() returns [] without cropping or running the network.
         faces = self.estimator.estimate(image, boxes)
-        self._faceless += [(tuple(b), frame_index) for b, f in zip(self._heads_looked, faces) if f.score < self.min_score]
+        self._faceless += [(tuple(b), frame_index) for b, f in zip(self._heads_looked, faces)
+                           if f.score < self.min_score]
         # In video a face is where its landmarks are: the box it was cut from (a body's head, last frame's
         # landmarks, a Haar box) differs in size from frame to frame, and tracking by it broke the id whenever
         # the source of the box changed.

@@ -145,7 +145,7 @@ def eval_track(args) -> int:
         what = f"the live pipeline (detector {args.detector}) on {source}"
     s = score_tracks(gt, ignored, hyp, frames)
     runs = [("as it is", s)]
-    repeats = getattr(args, "repeats", 0) or 0
+    repeats = args.repeats
     if repeats and source.suffix.lower() == ".jsonl":
         raise PoseliveError("--repeats reruns the video: give the video, not a JSONL")
     for seed in range(1, repeats + 1):

@@ -72,8 +72,9 @@ def hard_negative_cache(detect, detector_file: Path, root: Path, split: str, cac
                         ) -> CropCache:
     """The mined crops of `split` as a CropCache (keypoints all unlabelled), cut once and kept in cache_dir,
     keyed by the detector's weights and the data folder."""
-    key = hashlib.sha1(json.dumps([hashlib.sha1(Path(detector_file).read_bytes()).hexdigest(), str(root), split,
-                                   MINED_SETS, MINE_THRESHOLD, PER_PHOTO, MAX_PERSON_OVERLAP]).encode()).hexdigest()[:12]
+    weights = hashlib.sha1(Path(detector_file).read_bytes()).hexdigest()
+    key = hashlib.sha1(json.dumps([weights, str(root), split, MINED_SETS, MINE_THRESHOLD, PER_PHOTO,
+                                   MAX_PERSON_OVERLAP]).encode()).hexdigest()[:12]
     listing = cache_dir / f"hard-negatives-{split}-{key}.json" if cache_dir else None
     if listing is not None and listing.exists():
         recs = [PersonRecord(r[0], r[1], tuple(r[2]), np.zeros((17, 3), np.float32), 1.0, r[3])

@@ -77,7 +77,8 @@ class KeypointTask:
     def __init__(self, cfg: NetConfig, train_cache: CropCache, val_cache: CropCache | None, half_body: bool = True,
                  aug: AugmentConfig = AugmentConfig(), empty_photos: np.ndarray | None = None,
                  val_empty_photos: np.ndarray | None = None, empty_prob: float = 0.15,
-                 hard_empty: CropCache | None = None, val_hard_empty: CropCache | None = None, hard_share: float = 0.5):
+                 hard_empty: CropCache | None = None, val_hard_empty: CropCache | None = None,
+                 hard_share: float = 0.5):
         self.cfg, self.train_cache, self.val_cache, self.half_body, self.aug = cfg, train_cache, val_cache, half_body, aug
         self.codec = HeatmapCodec(cfg.input_wh, 4, cfg.sigma, cfg.blur_sigma)
         self.flip_perm = schema_by_name(cfg.schema).flip_permutation()
