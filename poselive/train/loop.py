@@ -137,8 +137,10 @@ class KeypointTask:
 
     def validate(self, model: StackedHourglass) -> float:
         """PCK@0.2 on the validation people; with validation negatives, also logs how many of a fixed set of
-        crops of them a person would be reported for (person score >= 0.4) against how many people are."""
+        crops of them a person would be reported for (person score >= 0.4) against how many people are, and with
+        held-out hard negatives, how many of those score 0.5 or more."""
         pred = predict_cache(model, self.val_cache)
+        pos = np.array([person_score(k) for k in pred])
         if self.val_empty_photos is not None and len(self.val_empty_photos):
             model.eval()
             rng = np.random.default_rng(0)
@@ -148,12 +150,10 @@ class KeypointTask:
                 hm = model(torch.from_numpy(normalize_bgr(crops)))[:, :self.cfg.num_keypoints].numpy()
             _, sc = self.codec.decode(hm)
             neg = np.array([person_score(np.c_[np.zeros((len(s), 2)), s]) for s in sc])
-            pos = np.array([person_score(k) for k in pred])
             log.info("person score >= 0.4: %.3f of validation people, %.3f of 256 crops of empty photos",
                      (pos >= 0.4).mean(), (neg >= 0.4).mean())
         if self.val_hard_empty is not None and len(self.val_hard_empty):
             hard = np.array([person_score(k) for k in predict_cache(model, self.val_hard_empty)])
-            pos = np.array([person_score(k) for k in pred])
             log.info("person score >= 0.5: %.3f of validation people, %.3f of %d held-out detector boxes on nobody",
                      (pos >= 0.5).mean(), (hard >= 0.5).mean(), len(hard))
         return pck(pred, self.val_cache.keypoints, self.val_cache.boxes)[0]
