@@ -14,12 +14,13 @@ from poselive.tables import format_table
 
 def previous_pipeline(device: str = "auto"):
     """The live pipeline as it ran before it asked the detector for evidence (body-det-2 every 8 frames at 0.2,
-    tracks kept alive by their own crops): the baseline the live pipeline's frame time is held against."""
+    tracks kept alive by their own crops, people kept from a person score of 0.25): the baseline the live
+    pipeline's frame time is held against. It runs today's body-lite weights (the former ones are not shipped)."""
     from poselive.estimator import PoseEstimator
     from poselive.pipeline import Pipeline, PipelineConfig
     from poselive.tracking import TrackerConfig
     return Pipeline(PoseEstimator("body-lite", device=device, detector="body-det-2"), PipelineConfig(
-        detect_every=8, det_threshold=0.2, confirm_threshold=0.2,
+        detect_every=8, det_threshold=0.2, confirm_threshold=0.2, min_person_score=0.25,
         tracker=TrackerConfig(min_new_score=0.35, max_lost=30, min_hits=3)))
 
 
