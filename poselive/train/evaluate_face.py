@@ -34,9 +34,10 @@ BOX_KINDS = ("landmark box", "Haar box", "dlib HOG box")
 
 @dataclass(frozen=True)
 class HeldOutFace:
-    """One face to score: its photo, source set, annotated landmarks (68, 2) image px, and its face box from
-    each kind of box in BOX_KINDS (x, y, w, h image px; None where that finder missed it)."""
-    image_path: str
+    """One face to score: its photo (read once: every method and kind of box looks at it; the held-out photos are
+    at most 384 px a side), source set, annotated landmarks (68, 2) image px, and its face box from each kind of
+    box in BOX_KINDS (x, y, w, h image px; None where that finder missed it)."""
+    image: np.ndarray
     dataset: str
     landmarks: np.ndarray
     boxes: dict
@@ -71,18 +72,16 @@ def held_out_faces(records, with_dlib: bool) -> list[HeldOutFace]:
         boxes = {"landmark box": tuple(float(v) for v in r.box_xywh),
                  "Haar box": matched_box(r.box_xywh, detect_faces_haar(image)),
                  "dlib HOG box": matched_box(r.box_xywh, detect_faces_dlib(image)) if with_dlib else None}
-        out.append(HeldOutFace(r.image_path, r.dataset, np.asarray(r.keypoints, np.float64)[:, :2], boxes))
+        out.append(HeldOutFace(image, r.dataset, np.asarray(r.keypoints, np.float64)[:, :2], boxes))
     return out
 
 
 def landmarks_of(predict, faces: list[HeldOutFace], kind: str) -> np.ndarray:
     """`predict(image_bgr, boxes, kind) -> (N, 68, 2+)` on each face that has a box of this kind: (M, 68, 2)."""
-    import cv2
     out = []
     for f in faces:
         if f.boxes[kind] is not None:
-            out.append(np.asarray(predict(cv2.imread(f.image_path, cv2.IMREAD_COLOR), [f.boxes[kind]], kind),
-                                  np.float64)[0, :, :2])
+            out.append(np.asarray(predict(f.image, [f.boxes[kind]], kind), np.float64)[0, :, :2])
     return np.stack(out) if out else np.zeros((0, 68, 2))
 
 
@@ -172,12 +171,10 @@ def eval_face(args) -> int:
         print("\ndlib's predictor was trained on 300-W, which includes these AFW and HELEN training faces: it is "
               "scored on faces it has seen.")
     # The score as a face detector: the live face stage keeps a face scoring FaceStage's min_score or more.
-    import cv2
     on, off = [], []
     for f in faces:
-        image = cv2.imread(f.image_path, cv2.IMREAD_COLOR)
-        on.append(first.estimate(image, np.array([f.boxes["landmark box"]]))[0].score)
-        off += [g.score for g in first.estimate(image, np.array(_beside(f.boxes["landmark box"])))]
+        on.append(first.estimate(f.image, np.array([f.boxes["landmark box"]]))[0].score)
+        off += [g.score for g in first.estimate(f.image, np.array(_beside(f.boxes["landmark box"])))]
     on, off = np.array(on), np.array(off)
     gate = FACE_MIN_SCORE
     print(f"\n{next(iter(estimators))}: score >= {gate:g} (the live face gate): {np.mean(on >= gate):.1%} of the "
