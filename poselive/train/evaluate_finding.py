@@ -134,22 +134,23 @@ def eval_track(args) -> int:
     source = Path(args.inputs[0])
     if not source.exists():
         raise PoseliveError(f"cannot find {source}: no such file")
+    repeats = args.repeats
+    if repeats and source.suffix.lower() == ".jsonl":
+        raise PoseliveError("--repeats reruns the video: give the video, not a JSONL")
     gt, ignored = read_mot_gt(args.gt)
     frames = sorted(gt)
     t0 = time.perf_counter()
     if source.suffix.lower() == ".jsonl":
         hyp, what = read_jsonl_people(source), f"{source} (as written)"
     else:
+        pipeline = _pipeline(args)  # one for every run: track_video resets it first
         jsonl = Path(args.out).with_suffix(".jsonl") if args.out else None
-        hyp = track_video(_pipeline(args), source, frames[-1], jsonl)
+        hyp = track_video(pipeline, source, frames[-1], jsonl)
         what = f"the live pipeline (detector {args.detector}) on {source}"
     s = score_tracks(gt, ignored, hyp, frames)
     runs = [("as it is", s)]
-    repeats = args.repeats
-    if repeats and source.suffix.lower() == ".jsonl":
-        raise PoseliveError("--repeats reruns the video: give the video, not a JSONL")
     for seed in range(1, repeats + 1):
-        runs.append((f"noise {seed}", score_tracks(gt, ignored, track_video(_pipeline(args), source, frames[-1],
+        runs.append((f"noise {seed}", score_tracks(gt, ignored, track_video(pipeline, source, frames[-1],
                                                                             noise_seed=seed), frames)))
     print(f"poselive eval --task track: {what}, frames {frames[0]}-{frames[-1]} against {args.gt} "
           f"({s.people} people, {s.gt_boxes} boxes; IoU 0.5)")
