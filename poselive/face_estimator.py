@@ -129,7 +129,6 @@ class FaceStage:
         self._last_scan = -10**9
         self._confirmed: dict[int, int] = {}  # track id -> last frame a body's head or Haar box met it
         self._faceless: list[tuple[tuple, int]] = []  # (head box, frame) looked at and no face found there
-        self._heads_looked: list = []  # this frame's head boxes that go to the network (boxes())
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -141,14 +140,15 @@ class FaceStage:
         self._confirmed = {}
         self._faceless = []
 
-    def boxes(self, image: np.ndarray, people: list[Person], frame_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """(boxes to look at, the independent ones among them: from bodies' heads and the Haar detector). The
-        first `len(self._heads_looked)` boxes are the heads looked at this frame."""
+    def boxes(self, image: np.ndarray, people: list[Person], frame_index: int
+              ) -> tuple[np.ndarray, np.ndarray, int]:
+        """(boxes to look at, the independent ones among them: from bodies' heads and the Haar detector, and how
+        many of the first boxes are bodies' heads)."""
         heads = [b for p in people if (b := face_box_from_body(p.keypoints)) is not None]
         self._faceless = [(b, f) for b, f in self._faceless if frame_index - f < self.faceless_every]
         skip = (box_iou(np.array(heads), np.array([b for b, _ in self._faceless])).max(1) >= 0.3
                 if heads and self._faceless else np.zeros(len(heads), bool))
-        self._heads_looked = [h for h, s in zip(heads, skip) if not s]
+        looked = [h for h, s in zip(heads, skip) if not s]
         haar = []
         if frame_index - self._last_detect >= self.detect_every:
             self._last_detect = frame_index
@@ -161,7 +161,7 @@ class FaceStage:
                 haar = list(self.estimator.detect(image, min_size_px=self._scan_min_face(image))[:4])
             else:
                 haar = self._haar_near_known_faces(image, heads)
-        boxes = list(self._heads_looked)
+        boxes = list(looked)
 
         def add_if_new(candidates) -> None:
             for b in candidates:
@@ -170,7 +170,8 @@ class FaceStage:
 
         add_if_new(face_box_from_landmarks(f.landmarks) for f in self._last_faces)
         add_if_new(haar)
-        return np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(heads + haar, np.float64).reshape(-1, 4)
+        return (np.asarray(boxes, np.float64).reshape(-1, 4), np.asarray(heads + haar, np.float64).reshape(-1, 4),
+                len(looked))
 
     def _scan_min_face(self, image: np.ndarray) -> int:
         """The smallest face side (px) the whole-frame Haar pass looks for: `scan_min_face` of the frame's
@@ -193,10 +194,10 @@ class FaceStage:
 
     def __call__(self, image: np.ndarray, people: list[Person], frame_index: int, time_s: float | None = None
                  ) -> list[Face]:
-        boxes, independent = self.boxes(image, people, frame_index)
+        boxes, independent, n_heads = self.boxes(image, people, frame_index)
         # No box, no landmark work: estimate() returns [] without cropping or running the network.
         faces = self.estimator.estimate(image, boxes)
-        self._faceless += [(tuple(b), frame_index) for b, f in zip(self._heads_looked, faces)
+        self._faceless += [(tuple(b), frame_index) for b, f in zip(boxes[:n_heads], faces)
                            if f.score < self.min_score]
         # In video a face is where its landmarks are: the box it was cut from (a body's head, last frame's
         # landmarks, a Haar box) differs in size from frame to frame, and tracking by it broke the id whenever
