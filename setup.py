@@ -1,8 +1,8 @@
 """Declares the compiled extension, and what a wheel carries beside the code; the package metadata lives in
 pyproject.toml.
 
-`pip install -e ".[dev]"` builds `poselive._decode` from cython_ext/_decode.pyx in place. Without it poselive
-still runs on the numpy twins in poselive/codec.py (slower; a warning says so).
+`pip install -e ".[dev]"` builds `poselive._decode` and `poselive._trees` from cython_ext/ in place. Without
+them poselive still runs on the numpy twins in poselive/codec.py and face_trees.py (slower; a warning says so).
 
 A wheel (`pip install .`, or from an sdist) has no checkout beside it, so it carries the shipped weights and the
 demo clip inside the package, in poselive/_shipped/ (poselive.weights.shipped_path finds them there). An
@@ -18,9 +18,10 @@ from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-# Shipped weights (.pt for the torch backends, .onnx for everything else) and model cards; the training states
-# in models/checkpoints/ stay in the checkout.
-SHIPPED = ("models/*.onnx", "models/*.pt", "models/README.md", "demos/vtest_short.mp4", "demos/PROVENANCE.md")
+# Shipped weights (.pt for the torch backends, .onnx for everything else, .npz for face-full's trees) and model
+# cards; the training states in models/checkpoints/ stay in the checkout.
+SHIPPED = ("models/*.onnx", "models/*.pt", "models/*.npz", "models/README.md", "demos/vtest_short.mp4",
+           "demos/PROVENANCE.md")
 
 optimise = ["/O2"] if sys.platform == "win32" else ["-O3"]
 
@@ -28,6 +29,13 @@ extensions = [
     Extension(
         "poselive._decode",
         ["cython_ext/_decode.pyx"],
+        include_dirs=[np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=optimise,
+    ),
+    Extension(
+        "poselive._trees",
+        ["cython_ext/_trees.pyx"],
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=optimise,

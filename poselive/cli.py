@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "photos, body-lite for --task track / empty live, face-lite for --task face)")
     p.add_argument("--compare", nargs="+", metavar="MODEL", help="face: also score these models (names or weights "
                    "files) in the same table")
+    p.add_argument("--trees", nargs="+", metavar="TREES", help="face: regression trees to score after the first "
+                   "model's look (names or .npz files; when not given: face-full, as predict runs it)")
     p.add_argument("--detections", action="store_true", help="also score with the model's own detections")
     p.add_argument("--det-size", type=int, default=256, help="letterbox side for the person detector (larger "
                    "finds smaller people)")

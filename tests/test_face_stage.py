@@ -37,7 +37,7 @@ def stage(monkeypatch):
     """A FaceStage on a 640x480 frame whose Haar detector finds whatever `haar_finds` holds; every Haar call's
     region (None: the whole frame) goes to `haar_regions`."""
     monkeypatch.setattr(fe, "KeypointModel", CountingLandmarks)
-    st = fe.FaceStage(smoothing=False)
+    st = fe.FaceStage(smoothing=False, trees=None)
     st.haar_finds, st.haar_regions, st.haar_min_sizes = [], [], []
 
     def haar(image, region=None, min_size_px=40):
@@ -58,11 +58,12 @@ def run(stage, frames, image):
 
 def test_frames_with_no_face_do_no_landmark_work(stage):
     image = np.zeros((480, 640, 3), np.uint8)
-    seen = run(stage, range(25), image)
-    assert seen == [[]] * 25
+    seen = run(stage, range(91), image)
+    assert seen == [[]] * 91
     assert stage.estimator.landmarks.calls == 0, "the face network ran on frames with no face"
-    # While no face is known, the whole frame is searched every detect_every frames.
-    assert stage.haar_regions == [(0, None), (10, None), (20, None)]
+    # While no face is known the whole frame is searched after detect_every frames, twice as long after each
+    # fruitless pass, up to scan_every.
+    assert stage.haar_regions == [(0, None), (20, None), (50, None), (80, None)]
 
 
 def test_a_known_face_is_searched_for_around_it_and_the_whole_frame_rarely(stage):
@@ -107,6 +108,25 @@ def test_a_body_in_view_makes_the_whole_frame_search_as_rare_as_a_known_face(sta
     assert stage.estimator.landmarks.crops == len(range(0, 61, stage.faceless_every)) == 16
     assert [i for i, r in stage.haar_regions if r is None] == [0, 30, 60]
     assert set(stage.haar_min_sizes) == {80}
+
+
+def test_between_the_networks_looks_the_trees_follow_a_known_face(stage, monkeypatch):
+    """With face-full's trees, the network looks at a known face every check_every frames (to score it and frame
+    it afresh), and the trees follow it from its last landmarks in between; its id stays."""
+    followed = []
+
+    def follow(image, faces):
+        followed.append((stage.frame, len(faces)))
+        return list(faces)  # a still face: the trees put the landmarks back where they were
+    monkeypatch.setattr(stage.estimator, "trees", object())
+    monkeypatch.setattr(stage.estimator, "_placed_by_trees", lambda image, lms: lms)
+    monkeypatch.setattr(stage.estimator, "follow", follow)
+    image = np.zeros((480, 640, 3), np.uint8)
+    stage.haar_finds = [(250.0, 150.0, 120.0, 120.0)]
+    seen = run(stage, range(13), image)
+    assert [len(f) for f in seen] == [1] * 13 and len({f[0].track_id for f in seen}) == 1
+    assert stage.estimator.landmarks.crops == 4  # frames 0, 4, 8 and 12
+    assert [i for i, n in followed if n] == [1, 2, 3, 5, 6, 7, 9, 10, 11]
 
 
 def test_a_face_that_turns_back_is_looked_at_every_frame_again(stage):

@@ -17,7 +17,9 @@ def face_section(args, repeats: int = 50) -> str:
     import cv2
     from poselive.face_detect import face_box_from_landmarks
     from poselive.face_estimator import FaceEstimator
+    from poselive.face_trees import TreeCascade
     from poselive.train.face_data import face_records, split_of_face
+    from poselive.weights import FACE_TREES, resolve_weights
     try:
         rec = next(r for r in face_records() if split_of_face(r) == "val")
     except StopIteration:
@@ -32,10 +34,16 @@ def face_section(args, repeats: int = 50) -> str:
         for what, fit_pose, refine, flip in (
                 ("landmarks only", False, False, False), ("landmarks + head pose", True, False, False),
                 ("landmarks + head pose (robust refit)", True, True, False),
-                ("landmarks + head pose, flip test (predict)", True, False, True)):
+                ("landmarks + head pose, flip test", True, False, True)):
             est.fit_pose, est.refine_pose, est.flip_test = fit_pose, refine, flip
             med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
             rows.append([f"poselive face-lite ({est.landmarks.backend.name}), {what}", f"{med:.2f}", f"{p90:.2f}"])
+        # face-full, as predict runs it: face-lite's look, then the regression trees from its landmarks.
+        est.fit_pose, est.refine_pose, est.flip_test = True, False, False
+        est.trees = TreeCascade.load(resolve_weights(FACE_TREES))
+        med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
+        rows.append([f"poselive face-lite + {FACE_TREES} trees, landmarks + head pose (predict)", f"{med:.2f}",
+                     f"{p90:.2f}"])
     except PoseliveError as e:
         return f"Face timing: {e}"
     try:

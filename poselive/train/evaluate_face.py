@@ -125,10 +125,10 @@ def rows_table(rows: list[FaceRow]) -> str:
           f"{r.scores.auc:.3f}"] for r in sorted(rows, key=lambda r: (r.source == "all", r.source))])
 
 
-def _landmarks(estimator, reframe: bool):
-    """A FaceEstimator as a method of score_rows; with `reframe`, a face finder's box is looked at twice."""
+def _landmarks(estimator):
+    """A FaceEstimator as a method of score_rows."""
     def predict(image, boxes, kind):
-        faces = estimator.estimate(image, np.asarray(boxes, np.float64), reframe=reframe and kind != BOX_KINDS[0])
+        faces = estimator.estimate(image, np.asarray(boxes, np.float64))
         return np.stack([f.landmarks for f in faces])
     return predict
 
@@ -138,6 +138,7 @@ def eval_face(args) -> int:
     from poselive.face_estimator import FACE_MIN_SCORE, FaceEstimator
     from poselive.train.evaluate import _model_label as _label
     from poselive.train.face_data import face_records, read_face_folder, split_of_face
+    from poselive.weights import FACE_TREES
     if args.data:
         recs = [r for folder in args.data for r in read_face_folder(Path(folder), Path(folder).name)]
         where = ", ".join(args.data)
@@ -148,12 +149,14 @@ def eval_face(args) -> int:
         raise PoseliveError("no faces to evaluate on: give folders of .jpg + .pts files with --data")
     models = [args.model or "face-lite"] + list(getattr(args, "compare", None) or [])
     # Each model as the live face stage runs it (one look, no flip test); the first also as `predict` does:
-    # with the flip test, and on a face finder's box looking again around the landmarks found (reframe).
+    # followed by face-full's regression trees.
     estimators = {_label(str(m)): FaceEstimator(m, device=args.device, flip_test=False) for m in models}
     first = next(iter(estimators.values()))
-    methods = {name: _landmarks(est, reframe=False) for name, est in estimators.items()}
-    methods[f"{_label(str(models[0]))}, as predict runs it"] = _landmarks(
-        FaceEstimator(models[0], device=args.device, flip_test=True), reframe=True)
+    methods = {name: _landmarks(est) for name, est in estimators.items()}
+    # face-full, as predict runs it: the first model's look, then the trees from the landmarks it found.
+    for trees in getattr(args, "trees", None) or [FACE_TREES]:
+        methods[f"{_label(str(models[0]))} + {_label(str(trees))}"] = _landmarks(
+            FaceEstimator(models[0], device=args.device, trees=trees))
     if args.baseline:
         from poselive.baselines.dlib_face import BaselineUnavailable, DlibFace68
         try:
