@@ -3,7 +3,7 @@ pipeline's face step for video (faces from bodies' heads, from last frame's land
 
     faces = FaceEstimator("face-lite")(image_bgr)                   # Haar detection, then landmarks + pose
     faces = FaceEstimator("face-lite")(image_bgr, boxes=[[x, y, w, h]])
-    faces = FaceEstimator("face-lite", trees="face-full")(image_bgr)  # face-full: the precise landmarks
+    faces = FaceEstimator("face-lite", trees=None)(image_bgr)       # the network's landmarks, without face-full
 """
 from __future__ import annotations
 
@@ -34,13 +34,13 @@ class FaceEstimator:
     the landmark scores as weights and the face's width free (headpose.fit_head_pose; about 3 ms more, so off
     by default: with it a face no longer fits the 5 ms live budget on a 2-core CPU); flip_test: average each
     crop's heatmaps with its mirror's, 68-point left/right swapped (twice the network time: on for still
-    photos, off in the live FaceStage); trees: face-full's regression trees (a name, e.g. "face-full", or an
-    .npz file; poselive.face_trees), which place the landmarks again, starting from the network's: the network
-    then only frames the face (upright, around its landmarks) and scores it, so `flip_test` and `reframe`
-    are not needed with them."""
+    photos, off in the live FaceStage); trees: face-full's regression trees (a name or an .npz file;
+    poselive.face_trees; None: the network's landmarks), which place the landmarks again, starting from the
+    network's: the network then only frames the face (upright, around its landmarks) and scores it, so
+    `flip_test` and `reframe` are not needed with them."""
 
     def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", fit_pose: bool = True,
-                 refine_pose: bool = False, flip_test: bool = True, trees: str | os.PathLike | None = None):
+                 refine_pose: bool = False, flip_test: bool = True, trees: str | os.PathLike | None = FACE_TREES):
         self.landmarks = KeypointModel(model, device, expect_schema=FACE68.name)
         self.trees = TreeCascade.load(resolve_weights(trees)) if trees else None
         self.fit_pose = fit_pose

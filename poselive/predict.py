@@ -149,8 +149,7 @@ def _render(image: np.ndarray, results: list[dict], out: Path) -> None:
 
 def _face_estimator(args):
     from poselive.face_estimator import FaceEstimator
-    from poselive.weights import FACE_TREES
-    return FaceEstimator(args.model or "face-lite", device=args.device, trees=FACE_TREES)
+    return FaceEstimator(args.model or "face-lite", device=args.device)
 
 
 def predict_command(args) -> int:

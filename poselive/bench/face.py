@@ -30,7 +30,7 @@ def face_section(args, repeats: int = 50) -> str:
     try:
         # One estimator (one ONNX Runtime session) for every row: separate sessions differed by up to 2 ms here,
         # more than the head-pose fit itself costs.
-        est = FaceEstimator("face-lite", device=args.face_device)
+        est = FaceEstimator("face-lite", device=args.face_device, trees=None)
         for what, fit_pose, refine, flip in (
                 ("landmarks only", False, False, False), ("landmarks + head pose", True, False, False),
                 ("landmarks + head pose (robust refit)", True, True, False),

@@ -148,9 +148,9 @@ def eval_face(args) -> int:
     if not recs:
         raise PoseliveError("no faces to evaluate on: give folders of .jpg + .pts files with --data")
     models = [args.model or "face-lite"] + list(getattr(args, "compare", None) or [])
-    # Each model as the live face stage runs it (one look, no flip test); the first also as `predict` does:
-    # followed by face-full's regression trees.
-    estimators = {_label(str(m)): FaceEstimator(m, device=args.device, flip_test=False) for m in models}
+    # Each model's own landmarks (one look, no flip test); the first also as `predict` and the live stage run
+    # it: followed by face-full's regression trees.
+    estimators = {_label(str(m)): FaceEstimator(m, device=args.device, flip_test=False, trees=None) for m in models}
     first = next(iter(estimators.values()))
     methods = {name: _landmarks(est) for name, est in estimators.items()}
     # face-full, as predict runs it: the first model's look, then the trees from the landmarks it found.
