@@ -177,6 +177,28 @@ def _import_onnxruntime():
     return onnxruntime
 
 
+def ort_session(onnx_path: Path, threads: int | None = None):
+    """An ONNX Runtime CPU session for the file, set up as every poselive network runs (threads: intra-op
+    threads; None: one per physical core); WeightsError, one line, when the file cannot be loaded."""
+    ort = _import_onnxruntime()
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1  # the graph is one chain; parallelism is inside each op
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The live pipeline takes turns between several sessions (detector, body, face). By default each session's
+    # idle threads spin for a while after a run, and on a 2-core machine they took the cores from the next
+    # session's run: `run --task body,face` on the close-up clip took 1.78x the body-only time with spinning,
+    # 1.62x without (median of 4 runs each, taking turns, 2026-12-03).
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT raises its own exception types for missing and malformed files
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise WeightsError(f"cannot load ONNX model {onnx_path}: {first}") from None
+
+
 class OnnxRuntimeBackend:
     """An exported network on ONNX Runtime's CPUExecutionProvider.
 
@@ -187,24 +209,8 @@ class OnnxRuntimeBackend:
     name = "onnxruntime"
 
     def __init__(self, onnx_path: str | os.PathLike, threads: int | None = None, config: NetConfig | None = None):
-        ort = _import_onnxruntime()
         self.path = Path(onnx_path)
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1  # the graph is one chain; parallelism is inside each op
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # The live pipeline takes turns between three sessions (detector, body, face). By default each session's
-        # idle threads spin for a while after a run, and on a 2-core machine they took the cores from the next
-        # session's run: `run --task body,face` on the close-up clip took 1.78x the body-only time with spinning,
-        # 1.62x without (median of 4 runs each, taking turns, 2026-12-03).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as e:  # ORT raises its own exception types for missing and malformed files
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise WeightsError(f"cannot load ONNX model {self.path}: {first}") from None
+        self.session = ort_session(self.path, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         channels = self.session.get_outputs()[0].shape[1]

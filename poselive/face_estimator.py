@@ -3,6 +3,7 @@ pipeline's face step for video (faces from bodies' heads, from last frame's land
 
     faces = FaceEstimator("face-lite")(image_bgr)                   # Haar detection, then landmarks + pose
     faces = FaceEstimator("face-lite")(image_bgr, boxes=[[x, y, w, h]])
+    faces = FaceEstimator("face-lite", refiner=None)(image_bgr)     # face-full's trees, without its patch network
     faces = FaceEstimator("face-lite", trees=None)(image_bgr)       # the network's landmarks, without face-full
 """
 from __future__ import annotations
@@ -17,13 +18,14 @@ import numpy as np
 from poselive.boxes import box_iou, nms
 from poselive.estimator import KeypointModel, check_boxes, check_image
 from poselive.face_detect import FaceDetectorUnavailable, detect_faces_haar, face_box_from_body, face_box_from_landmarks
+from poselive.face_refine import PatchRefiner
 from poselive.face_trees import TreeCascade, predict_landmarks, upright_frame
 from poselive.filters import PoseSmoother, SmootherConfig
 from poselive.headpose import fit_head_pose
 from poselive.records import Face, Person
 from poselive.schemas import FACE68
 from poselive.tracking import Tracker, TrackerConfig
-from poselive.weights import FACE_TREES, resolve_weights
+from poselive.weights import FACE_REFINE, FACE_TREES, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +39,16 @@ class FaceEstimator:
     photos, off in the live FaceStage); trees: face-full's regression trees (a name or an .npz file;
     poselive.face_trees; None: the network's landmarks), which place the landmarks again, starting from the
     network's: the network then only frames the face (upright, around its landmarks) and scores it, so
-    `flip_test` and `reframe` are not needed with them."""
+    `flip_test` and `reframe` are not needed with them; refiner: face-full's patch network (a name or an .onnx
+    file; poselive.face_refine; None: the trees' landmarks; used only with trees), which moves each landmark the
+    trees placed."""
 
     def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", fit_pose: bool = True,
-                 refine_pose: bool = False, flip_test: bool = True, trees: str | os.PathLike | None = FACE_TREES):
+                 refine_pose: bool = False, flip_test: bool = True, trees: str | os.PathLike | None = FACE_TREES,
+                 refiner: str | os.PathLike | None = FACE_REFINE):
         self.landmarks = KeypointModel(model, device, expect_schema=FACE68.name)
         self.trees = TreeCascade.load(resolve_weights(trees)) if trees else None
+        self.refiner = PatchRefiner(resolve_weights(refiner)) if refiner and self.trees is not None else None
         self.fit_pose = fit_pose
         self.refine_pose = refine_pose
         self.flip_test = flip_test and self.trees is None
@@ -95,11 +101,14 @@ class FaceEstimator:
                 for f, nf in zip(faces, self._faces(image, lms, np.array([f.bbox for f in faces])))]
 
     def _placed_by_trees(self, image: np.ndarray, lms: np.ndarray) -> np.ndarray:
-        """Landmarks (N, 68, 3) placed again by the trees, each from the upright frame of its own; scores kept."""
+        """Landmarks (N, 68, 3) placed again by the trees, each from the upright frame of its own, then moved by
+        the refiner; scores kept."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         lms = np.array(lms, np.float32, copy=True)
         for lm in lms:
             lm[:, :2] = predict_landmarks(self.trees, gray, upright_frame(lm))
+        if self.refiner is not None and len(lms):
+            lms[:, :, :2] = self.refiner.refine(gray, lms)
         return lms
 
     def _faces(self, image: np.ndarray, lms: np.ndarray, boxes_xywh: np.ndarray) -> list[Face]:
@@ -150,7 +159,8 @@ class FaceStage:
     def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", detect_every: int = 10,
                  min_score: float = FACE_MIN_SCORE, smoothing: bool = True, confirm_within: int = 30,
                  scan_every: int = 30, scan_min_face: float = 1 / 6, faceless_every: int = 4,
-                 trees: str | os.PathLike | None = FACE_TREES, check_every: int = 4):
+                 trees: str | os.PathLike | None = FACE_TREES, check_every: int = 4,
+                 refiner: str | os.PathLike | None = None):
         """confirm_within: frames a face may be carried by its own landmarks alone before a body's head or a Haar
         box must meet it again, so that a face once found cannot stay on hair or a hand for good (a safeguard:
         face-lite before its non-face training drew a face on whatever it was shown). Keep it at least
@@ -158,8 +168,11 @@ class FaceStage:
         trees: face-full's regression trees (None: the network alone). With them the trees place every face's
         landmarks, and the network looks at a known face only every `check_every` frames, to score it (is it
         still a face?) and frame it afresh; in between the trees follow it from its last landmarks (0.3 ms
-        against the network's 3)."""
-        self.estimator = FaceEstimator(model, device, flip_test=False, trees=trees)
+        against the network's 3).
+        refiner: face-full's patch network after the trees (FaceEstimator); off by default in video: it costs
+        several ms a face every frame, which the live budget (the face stage at most half the body's time) does
+        not hold, and photos are where its precision is asked for."""
+        self.estimator = FaceEstimator(model, device, flip_test=False, trees=trees, refiner=refiner)
         self.check_every = check_every
         self.detect_every = detect_every
         self.scan_every = scan_every

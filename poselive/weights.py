@@ -17,9 +17,12 @@ REPO_MODELS = REPO / "models"
 PACKAGED = Path(__file__).resolve().parent / "_shipped"
 # The person finder used where none is named (PoseEstimator, and eval / predict --detector).
 DEFAULT_DETECTOR = "body-det-3"
-# face-full: the regression trees that place the 68 face landmarks after face-lite's look (poselive.face_trees;
-# NME 4.29% against face-lite's 5.43% on the held-out 300-W faces). Still photos and the live FaceStage use it.
+# face-full, in two files: the regression trees that place the 68 face landmarks after face-lite's look
+# (poselive.face_trees; NME 4.29% against face-lite's 5.43% on the held-out 300-W faces), which still photos and
+# the live FaceStage use, and the patch network that moves each landmark the trees placed (poselive.face_refine;
+# 3.91% after the trees), which still photos use.
 FACE_TREES = "face-full"
+FACE_REFINE = "face-full-refine"
 # The keypoint model for still photos (PoseEstimator, predict, eval): body-lite-160 places joints more precisely
 # than body-lite (OKS AP with own detections 0.472 against 0.439 on our validation split) for 1.4x the network
 # time, which a photo can afford. The live pipeline keeps body-lite (poselive.app).
@@ -54,3 +57,15 @@ def resolve_weights(name_or_path: str | os.PathLike) -> Path:
             return candidate
     raise WeightsError(f"no shipped weights for model {name_or_path!r} (looked for {candidate.with_suffix('.pt')} "
                        f"and .onnx); train it with `poselive train {name_or_path}` or pass a weights file")
+
+
+def ship_file(trained: Path) -> Path:
+    """Copy a finished run's model file (face-full's trees, its refining network) into the models dir, under its
+    own name; WeightsError when the run has not written it."""
+    import shutil
+    if not trained.exists():
+        raise WeightsError(f"nothing to ship: {trained} does not exist; train it first")
+    shipped = models_dir() / trained.name
+    shutil.copyfile(trained, shipped)
+    print(f"shipped {shipped} ({shipped.stat().st_size / 1e6:.1f} MB)")
+    return shipped

@@ -17,9 +17,10 @@ def face_section(args, repeats: int = 50) -> str:
     import cv2
     from poselive.face_detect import face_box_from_landmarks
     from poselive.face_estimator import FaceEstimator
+    from poselive.face_refine import PatchRefiner
     from poselive.face_trees import TreeCascade
     from poselive.train.face_data import face_records, split_of_face
-    from poselive.weights import FACE_TREES, resolve_weights
+    from poselive.weights import FACE_REFINE, FACE_TREES, resolve_weights
     try:
         rec = next(r for r in face_records() if split_of_face(r) == "val")
     except StopIteration:
@@ -38,12 +39,15 @@ def face_section(args, repeats: int = 50) -> str:
             est.fit_pose, est.refine_pose, est.flip_test = fit_pose, refine, flip
             med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
             rows.append([f"poselive face-lite ({est.landmarks.backend.name}), {what}", f"{med:.2f}", f"{p90:.2f}"])
-        # face-full, as predict runs it: face-lite's look, then the regression trees from its landmarks.
+        # face-full's steps: face-lite's look, then the regression trees from its landmarks (as the live stage
+        # runs it), then the patch network after them (as predict runs it).
         est.fit_pose, est.refine_pose, est.flip_test = True, False, False
         est.trees = TreeCascade.load(resolve_weights(FACE_TREES))
-        med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
-        rows.append([f"poselive face-lite + {FACE_TREES} trees, landmarks + head pose (predict)", f"{med:.2f}",
-                     f"{p90:.2f}"])
+        for what, refiner in ((f"{FACE_TREES} trees (live)", None),
+                              (f"{FACE_TREES} trees + refine (predict)", PatchRefiner(resolve_weights(FACE_REFINE)))):
+            est.refiner = refiner
+            med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
+            rows.append([f"poselive face-lite + {what}, landmarks + head pose", f"{med:.2f}", f"{p90:.2f}"])
     except PoseliveError as e:
         return f"Face timing: {e}"
     try:

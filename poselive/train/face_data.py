@@ -107,6 +107,24 @@ def split_of_face(rec: FaceRecord) -> str:
     return "train"
 
 
+def grey_faces_and_mirrors(records: list[FaceRecord]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(grey uint8 image, landmarks (68, 2) image px) of every record, each followed by its mirror image with
+    the 68-point left/right permutation; unreadable images are skipped with a warning."""
+    import cv2
+    perm = FACE68.flip_permutation()
+    out = []
+    for rec in records:
+        gray = cv2.imread(rec.image_path, cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            log.warning("skipping unreadable %s", rec.image_path)
+            continue
+        xy = np.asarray(rec.keypoints, np.float64)[:, :2]
+        mirrored_xy = xy.copy()
+        mirrored_xy[:, 0] = gray.shape[1] - 1 - mirrored_xy[:, 0]
+        out += [(gray, xy), (np.ascontiguousarray(gray[:, ::-1]), mirrored_xy[perm])]
+    return out
+
+
 def face_caches(root: Path | None = None, cache_dir: Path | None = Path("cache")) -> tuple[CropCache, CropCache]:
     """(train_cache, val_cache) for `poselive.train.loop.train` with the face-lite config.
 

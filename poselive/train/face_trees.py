@@ -20,7 +20,6 @@ import numpy as np
 
 from poselive.errors import PoseliveError
 from poselive.face_trees import FaceFrame, TreeCascade, upright_frame
-from poselive.schemas import FACE68
 
 log = logging.getLogger(__name__)
 
@@ -126,32 +125,22 @@ def _upright(gray: np.ndarray, xy: np.ndarray, frame: FaceFrame) -> tuple[np.nda
 def training_set(records, cfg: TreeTrainConfig) -> tuple[list[np.ndarray], list[np.ndarray], list[tuple]]:
     """(grey images, landmarks (68, 2) image px, face boxes x, y, w, h): every record and its mirror, each in
     cfg.copies framings, every framing turned upright (see face_trees.upright_frame)."""
-    import cv2
+    from poselive.train.face_data import grey_faces_and_mirrors
     rng = np.random.default_rng(cfg.seed)
-    perm = FACE68.flip_permutation()
     images, shapes, boxes = [], [], []
-    for rec in records:
-        gray = cv2.imread(rec.image_path, cv2.IMREAD_GRAYSCALE)
-        if gray is None:
-            log.warning("skipping unreadable %s", rec.image_path)
-            continue
-        xy = np.asarray(rec.keypoints, np.float64)[:, :2]
-        mirrored = np.ascontiguousarray(gray[:, ::-1])
-        mxy = xy.copy()
-        mxy[:, 0] = gray.shape[1] - 1 - mxy[:, 0]
-        for img, pts in ((gray, xy), (mirrored, mxy[perm])):
-            exact = upright_frame(pts)
-            for k in range(cfg.copies):
-                frame = exact
-                if k:
-                    shift = rng.normal(0, cfg.shift_sigma, 2) * exact.side
-                    frame = FaceFrame((exact.centre[0] + shift[0], exact.centre[1] + shift[1]),
-                                      exact.side * rng.uniform(*cfg.scale_range),
-                                      exact.angle + np.radians(rng.normal(0, cfg.rotation_sigma_deg)))
-                img_k, pts_k, box = _upright(img, pts, frame)
-                images.append(img_k)
-                shapes.append(pts_k)
-                boxes.append(box)
+    for img, pts in grey_faces_and_mirrors(records):
+        exact = upright_frame(pts)
+        for k in range(cfg.copies):
+            frame = exact
+            if k:
+                shift = rng.normal(0, cfg.shift_sigma, 2) * exact.side
+                frame = FaceFrame((exact.centre[0] + shift[0], exact.centre[1] + shift[1]),
+                                  exact.side * rng.uniform(*cfg.scale_range),
+                                  exact.angle + np.radians(rng.normal(0, cfg.rotation_sigma_deg)))
+            img_k, pts_k, box = _upright(img, pts, frame)
+            images.append(img_k)
+            shapes.append(pts_k)
+            boxes.append(box)
     return images, shapes, boxes
 
 
@@ -189,17 +178,12 @@ def train_command(args) -> int:
     """`poselive train face-full [--out RUN] [--ship]`: the trees from the 300-W training faces (about 13 minutes
     on 2 cores; dlib's trainer has no resume, so this is one run), written to RUN/face-full.npz; with --ship,
     RUN/face-full.npz is copied into models/."""
-    import shutil
-
     from poselive.train.face_data import face_records, split_of_face
-    from poselive.weights import FACE_TREES, models_dir
+    from poselive.weights import FACE_TREES, ship_file
     out = Path(args.out or f"runs/{FACE_TREES}")
     trained = out / f"{FACE_TREES}.npz"
     if args.ship:
-        if not trained.exists():
-            raise PoseliveError(f"nothing to ship: {trained} does not exist; train it first")
-        shutil.copyfile(trained, models_dir() / trained.name)
-        print(f"shipped {models_dir() / trained.name} ({trained.stat().st_size / 1e6:.1f} MB)")
+        ship_file(trained)
         return 0
     faces = [r for r in face_records(Path(args.data) if args.data else None)
              if r.dataset != "ytf68" and split_of_face(r) == "train"]
