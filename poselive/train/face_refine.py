@@ -97,18 +97,14 @@ def relit(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def training_batch(faces, cfg: RefineTrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(patches (N, 68, 2, P, P) float32, target offsets (N, 68, 2) float32 in OFFSET_UNIT_PX)."""
+    import cv2
     x, y = [], []
     for gray, xy in faces:
         inp = patch_input(relit(gray, rng), shaken(xy, cfg, rng))
-        to_canvas = _inverse(inp.canvas_to_image)
+        to_canvas = cv2.invertAffineTransform(inp.canvas_to_image)
         x.append(inp.patches)
         y.append((xy @ to_canvas[:, :2].T + to_canvas[:, 2] - inp.centres) / OFFSET_UNIT_PX)
     return np.array(x, np.float32), np.array(y, np.float32)
-
-
-def _inverse(affine: np.ndarray) -> np.ndarray:
-    import cv2
-    return cv2.invertAffineTransform(affine)
 
 
 def train_refiner(faces, cfg: RefineTrainConfig, out: Path, val=None, progress=print):
