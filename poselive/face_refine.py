@@ -23,6 +23,7 @@ import numpy as np
 
 from poselive.errors import WeightsError
 from poselive.face_trees import upright_frame
+from poselive.transforms import apply_matrix, invert_matrix
 
 FRAME_PX = 128     # the upright frame's side on the canvas
 CANVAS_PX = 160    # room around the frame for patches at the jaw
@@ -38,10 +39,6 @@ class PatchInput:
     patches: np.ndarray
     centres: np.ndarray
     canvas_to_image: np.ndarray
-
-
-def _apply(affine: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    return xy @ affine[:, :2].T + affine[:, 2]
 
 
 def canvas_of(gray: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +59,7 @@ def patch_input(gray: np.ndarray, landmarks: np.ndarray) -> PatchInput:
     """The network's input for one face: grey uint8 image, landmarks (68, 2+) image px."""
     canvas, affine = canvas_of(gray, landmarks)
     half = PATCH_PX // 2
-    uv = _apply(affine, np.asarray(landmarks, np.float64)[:, :2])
+    uv = apply_matrix(affine, np.asarray(landmarks, np.float64)[:, :2])
     centres = np.clip(np.round(uv), half, CANVAS_PX - half).astype(np.int64)
     steps = np.arange(-half, half)
     fine = canvas[centres[:, 1, None, None] + steps[None, :, None], centres[:, 0, None, None] + steps[None, None, :]]
@@ -71,12 +68,12 @@ def patch_input(gray: np.ndarray, landmarks: np.ndarray) -> PatchInput:
     c2 = np.round(centres / 2).astype(np.int64) + half
     coarse = coarse_canvas[c2[:, 1, None, None] + steps[None, :, None], c2[:, 0, None, None] + steps[None, None, :]]
     return PatchInput(np.stack([fine, coarse], 1).astype(np.float32), centres.astype(np.float64),
-                      cv2.invertAffineTransform(affine))
+                      invert_matrix(affine))
 
 
 def landmarks_from_offsets(inp: PatchInput, offsets: np.ndarray) -> np.ndarray:
     """Image px landmarks (68, 2) float32 from the network's offsets (68, 2) for this input."""
-    return _apply(inp.canvas_to_image, inp.centres + OFFSET_UNIT_PX * offsets).astype(np.float32)
+    return apply_matrix(inp.canvas_to_image, inp.centres + OFFSET_UNIT_PX * offsets).astype(np.float32)
 
 
 class PatchRefiner:

@@ -21,6 +21,7 @@ import numpy as np
 
 from poselive.errors import PoseliveError
 from poselive.face_refine import NUM_LANDMARKS, OFFSET_UNIT_PX, PATCH_PX, patch_input
+from poselive.transforms import apply_matrix, invert_matrix
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,11 @@ def relit(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def training_batch(faces, cfg: RefineTrainConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(patches (N, 68, 2, P, P) float32, target offsets (N, 68, 2) float32 in OFFSET_UNIT_PX)."""
-    import cv2
     x, y = [], []
     for gray, xy in faces:
         inp = patch_input(relit(gray, rng), shaken(xy, cfg, rng))
-        to_canvas = cv2.invertAffineTransform(inp.canvas_to_image)
         x.append(inp.patches)
-        y.append((xy @ to_canvas[:, :2].T + to_canvas[:, 2] - inp.centres) / OFFSET_UNIT_PX)
+        y.append((apply_matrix(invert_matrix(inp.canvas_to_image), xy) - inp.centres) / OFFSET_UNIT_PX)
     return np.array(x, np.float32), np.array(y, np.float32)
 
 
