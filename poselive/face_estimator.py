@@ -36,10 +36,11 @@ class FaceEstimator:
     the landmark scores as weights and the face's width free (headpose.fit_head_pose; about 3 ms more, so off
     by default: with it a face no longer fits the 5 ms live budget on a 2-core CPU); flip_test: average each
     crop's heatmaps with its mirror's, 68-point left/right swapped (twice the network time: on for still
-    photos, off in the live FaceStage); trees: face-full's regression trees (a name or an .npz file;
+    photos, off in the live FaceStage; with trees and refiner, the refiner's landmarks are averaged with its
+    own on the mirror image instead); trees: face-full's regression trees (a name or an .npz file;
     poselive.face_trees; None: the network's landmarks), which place the landmarks again, starting from the
     network's: the network then only frames the face (upright, around its landmarks) and scores it, so
-    `flip_test` and `reframe` are not needed with them; refiner: face-full's patch network (a name or an .onnx
+    its own flip test and `reframe` are not needed with them; refiner: face-full's patch network (a name or an .onnx
     file; poselive.face_refine; None: the trees' landmarks; used only with trees), which moves each landmark the
     trees placed."""
 
@@ -51,7 +52,7 @@ class FaceEstimator:
         self.refiner = PatchRefiner(resolve_weights(refiner)) if refiner and self.trees is not None else None
         self.fit_pose = fit_pose
         self.refine_pose = refine_pose
-        self.flip_test = flip_test and self.trees is None
+        self.flip_test = flip_test
 
     def detect(self, image: np.ndarray, region=None, min_size_px: int = 40) -> list[tuple[float, float, float, float]]:
         """Face boxes by OpenCV's Haar cascade (frontal faces), largest first; [] when it is unavailable.
@@ -83,10 +84,11 @@ class FaceEstimator:
         boxes already cut around the landmarks it does not help (6.05% -> 6.14%)."""
         if len(boxes_xywh) == 0:
             return []
+        flip_network = self.flip_test and self.trees is None
         if reframe and self.trees is None:
-            first = self.landmarks.estimate(image, boxes_xywh, flip=self.flip_test)
+            first = self.landmarks.estimate(image, boxes_xywh, flip=flip_network)
             boxes_xywh = np.array([face_box_from_landmarks(lm) for lm in first], np.float64)
-        lms = self.landmarks.estimate(image, boxes_xywh, flip=self.flip_test)
+        lms = self.landmarks.estimate(image, boxes_xywh, flip=flip_network)
         if self.trees is not None:
             lms = self._placed_by_trees(image, lms)
         return self._faces(image, lms, boxes_xywh)
@@ -108,7 +110,7 @@ class FaceEstimator:
         for lm in lms:
             lm[:, :2] = predict_landmarks(self.trees, gray, upright_frame(lm))
         if self.refiner is not None and len(lms):
-            lms[:, :, :2] = self.refiner.refine(gray, lms)
+            lms[:, :, :2] = self.refiner.refine(gray, lms, flip=self.flip_test)
         return lms
 
     def _faces(self, image: np.ndarray, lms: np.ndarray, boxes_xywh: np.ndarray) -> list[Face]:

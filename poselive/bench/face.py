@@ -40,12 +40,12 @@ def face_section(args, repeats: int = 50) -> str:
             med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
             rows.append([f"poselive face-lite ({est.landmarks.backend.name}), {what}", f"{med:.2f}", f"{p90:.2f}"])
         # face-full's steps: face-lite's look, then the regression trees from its landmarks (as the live stage
-        # runs it), then the patch network after them (as predict runs it).
-        est.fit_pose, est.refine_pose, est.flip_test = True, False, False
+        # runs it), then the patch network after them, on the face and its mirror image (as predict runs it).
+        est.fit_pose, est.refine_pose = True, False
         est.trees = TreeCascade.load(resolve_weights(FACE_TREES))
-        for what, refiner in ((f"{FACE_TREES} trees (live)", None),
-                              (f"{FACE_TREES} trees + refine (predict)", PatchRefiner(resolve_weights(FACE_REFINE)))):
-            est.refiner = refiner
+        refiner = PatchRefiner(resolve_weights(FACE_REFINE))
+        for what, est.refiner, est.flip_test in ((f"{FACE_TREES} trees (live)", None, False),
+                                                 (f"{FACE_TREES} trees + refine (predict)", refiner, True)):
             med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
             rows.append([f"poselive face-lite + {what}, landmarks + head pose", f"{med:.2f}", f"{p90:.2f}"])
     except PoseliveError as e:
