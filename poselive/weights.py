@@ -20,7 +20,7 @@ DEFAULT_DETECTOR = "body-det-3"
 # face-full, in two files: the regression trees that place the 68 face landmarks after face-lite's look
 # (poselive.face_trees; NME 4.29% against face-lite's 5.43% on the held-out 300-W faces), which still photos and
 # the live FaceStage use, and the patch network that moves each landmark the trees placed (poselive.face_refine;
-# 3.91% after the trees), which still photos use.
+# 3.74% after the trees, with the mirror image), which still photos use.
 FACE_TREES = "face-full"
 FACE_REFINE = "face-full-refine"
 # The keypoint model for still photos (PoseEstimator, predict, eval): body-lite-160 places joints more precisely

@@ -32,7 +32,7 @@ JAW = slice(0, 17)
 class RefineTrainConfig:
     widths: tuple[int, int, int] = (24, 48, 96)  # the trunk's channels at 16, 8 and 4 px
     features: int = 256                          # what the trunk hands each landmark's own head
-    epochs: int = 20
+    epochs: int = 40
     batch: int = 32                              # faces a step (68 patches each)
     lr: float = 2e-3                             # peak of a one-cycle schedule
     weight_decay: float = 1e-4
@@ -212,7 +212,7 @@ def validation_starts(records) -> tuple[list, np.ndarray, np.ndarray]:
 
 def train_command(args) -> int:
     """`poselive train face-full-refine [--out RUN] [--ship]`: RUN/face-full-refine.onnx from the 300-W training
-    faces (about 35 minutes on 2 cores, resumable); --ship copies it into models/."""
+    faces (about an hour on 2 cores, resumable); --ship copies it into models/."""
     from poselive.train.face_data import face_records, grey_faces_and_mirrors, split_of_face
     from poselive.weights import FACE_REFINE, ship_file
     out = Path(args.out or f"runs/{FACE_REFINE}")
