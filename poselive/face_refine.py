@@ -78,8 +78,8 @@ def landmarks_from_offsets(inp: PatchInput, offsets: np.ndarray) -> np.ndarray:
 
 
 class PatchRefiner:
-    """face-full's refining network from an ONNX file: `refine(gray, landmarks)`. About 6 ms a face on 2 CPU
-    cores (`poselive bench --face`: the predict row against the trees' row)."""
+    """face-full's refining network from an ONNX file: `refine(gray, landmarks)`. About 3.5 ms a face a look on 2
+    CPU cores; refine(flip=True) looks twice (`poselive bench --face`: the predict row against the trees' row)."""
 
     def __init__(self, onnx_path: str | os.PathLike, threads: int | None = None):
         from poselive.backends import ort_session
