@@ -24,7 +24,7 @@ import numpy as np
 from poselive.errors import WeightsError
 from poselive.face_trees import upright_frame
 from poselive.schemas import FACE68
-from poselive.transforms import apply_matrix, invert_matrix
+from poselive.transforms import apply_matrix, invert_matrix, mirror_points
 
 FRAME_PX = 128     # the upright frame's side on the canvas
 CANVAS_PX = 160    # room around the frame for patches at the jaw
@@ -100,13 +100,9 @@ class PatchRefiner:
             return np.zeros((0, NUM_LANDMARKS, 2), np.float32)
         if not flip:
             return self._run(gray, landmarks)
-        width = gray.shape[1]
-        perm = FACE68.flip_permutation()
-        mirrored = landmarks[:, perm].copy()
-        mirrored[..., 0] = width - 1 - mirrored[..., 0]
-        both = self._run(np.ascontiguousarray(gray[:, ::-1]), mirrored)[:, perm]
-        both[..., 0] = width - 1 - both[..., 0]
-        return (self._run(gray, landmarks) + both) / 2
+        width, perm = gray.shape[1], FACE68.flip_permutation()
+        seen_mirrored = self._run(np.ascontiguousarray(gray[:, ::-1]), mirror_points(landmarks, width, perm))
+        return ((self._run(gray, landmarks) + mirror_points(seen_mirrored, width, perm)) / 2).astype(np.float32)
 
     def _run(self, gray: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         inputs = [patch_input(gray, lm) for lm in landmarks]

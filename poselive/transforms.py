@@ -67,6 +67,14 @@ def invert_matrix(m: np.ndarray) -> np.ndarray:
     return cv2.invertAffineTransform(np.asarray(m, np.float64))
 
 
+def mirror_points(xy: np.ndarray, width: int, flip_permutation: np.ndarray) -> np.ndarray:
+    """Keypoints (..., K, 2) image px -> where they lie in the image mirrored left-right (x -> width - 1 - x),
+    each left keypoint swapped with its right twin. Its own inverse (the permutation swaps pairs)."""
+    out = np.array(xy, np.float64)[..., flip_permutation, :]
+    out[..., 0] = width - 1 - out[..., 0]
+    return out
+
+
 def apply_matrix(m: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """Apply a 2x3 affine to points `xy` (..., 2); returns float64 of the same shape."""
     xy = np.asarray(xy, np.float64)

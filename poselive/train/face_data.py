@@ -32,7 +32,7 @@ from poselive.schemas import FACE68
 from poselive.train.augment import AugmentConfig, augment_person
 from poselive.train.coco_data import CropCache, PersonRecord, build_cache, data_root
 from poselive.train.loop import KeypointTask, predict_cache
-from poselive.transforms import MEAN_BGR_U8
+from poselive.transforms import MEAN_BGR_U8, mirror_points
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +119,7 @@ def grey_faces_and_mirrors(records: list[FaceRecord]) -> list[tuple[np.ndarray, 
             log.warning("skipping unreadable %s", rec.image_path)
             continue
         xy = np.asarray(rec.keypoints, np.float64)[:, :2]
-        mirrored_xy = xy.copy()
-        mirrored_xy[:, 0] = gray.shape[1] - 1 - mirrored_xy[:, 0]
-        out += [(gray, xy), (np.ascontiguousarray(gray[:, ::-1]), mirrored_xy[perm])]
+        out += [(gray, xy), (np.ascontiguousarray(gray[:, ::-1]), mirror_points(xy, gray.shape[1], perm))]
     return out
 
 
