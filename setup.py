@@ -18,8 +18,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-# Shipped weights (.pt for the torch backends, .onnx for everything else, .npz for face-full's trees) and model
-# cards; the training states in models/checkpoints/ stay in the checkout.
+# Shipped weights (.pt for the torch backends, .onnx for everything else, .npz for face-full's trees and shape
+# model) and model cards; the training states in models/checkpoints/ stay in the checkout.
 SHIPPED = ("models/*.onnx", "models/*.pt", "models/*.npz", "models/README.md", "demos/vtest_short.mp4",
            "demos/PROVENANCE.md")
 

@@ -4,6 +4,7 @@ pipeline's face step for video (faces from bodies' heads, from last frame's land
     faces = FaceEstimator("face-lite")(image_bgr)                   # Haar detection, then landmarks + pose
     faces = FaceEstimator("face-lite")(image_bgr, boxes=[[x, y, w, h]])
     faces = FaceEstimator("face-lite", refiner=None)(image_bgr)     # face-full's trees, without its patch network
+    faces = FaceEstimator("face-lite", shape=None)(image_bgr)       # face-full without its shape model
     faces = FaceEstimator("face-lite", trees=None)(image_bgr)       # the network's landmarks, without face-full
 """
 from __future__ import annotations
@@ -19,13 +20,14 @@ from poselive.boxes import box_iou, nms
 from poselive.estimator import KeypointModel, check_boxes, check_image
 from poselive.face_detect import FaceDetectorUnavailable, detect_faces_haar, face_box_from_body, face_box_from_landmarks
 from poselive.face_refine import PatchRefiner
+from poselive.face_shape import ShapeModel, constrain
 from poselive.face_trees import TreeCascade, predict_landmarks, upright_frame
 from poselive.filters import PoseSmoother, SmootherConfig
 from poselive.headpose import fit_head_pose
 from poselive.records import Face, Person
 from poselive.schemas import FACE68
 from poselive.tracking import Tracker, TrackerConfig
-from poselive.weights import FACE_REFINE, FACE_TREES, resolve_weights
+from poselive.weights import FACE_REFINE, FACE_SHAPE, FACE_TREES, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +44,16 @@ class FaceEstimator:
     network's: the network then only frames the face (upright, around its landmarks) and scores it, so
     its own flip test and `reframe` are not needed with them; refiner: face-full's patch network (a name or an .onnx
     file; poselive.face_refine; None: the trees' landmarks; used only with trees), which moves each landmark the
-    trees placed."""
+    trees placed; shape: face-full's shape model (a name or an .npz file; poselive.face_shape; None: the refiner's
+    landmarks; used only with the refiner), which then slides the jaw and brow points along their lines."""
 
     def __init__(self, model: str | os.PathLike = "face-lite", device: str = "auto", fit_pose: bool = True,
                  refine_pose: bool = False, flip_test: bool = True, trees: str | os.PathLike | None = FACE_TREES,
-                 refiner: str | os.PathLike | None = FACE_REFINE):
+                 refiner: str | os.PathLike | None = FACE_REFINE, shape: str | os.PathLike | None = FACE_SHAPE):
         self.landmarks = KeypointModel(model, device, expect_schema=FACE68.name)
         self.trees = TreeCascade.load(resolve_weights(trees)) if trees else None
         self.refiner = PatchRefiner(resolve_weights(refiner)) if refiner and self.trees is not None else None
+        self.shape = ShapeModel.load(resolve_weights(shape)) if shape and self.refiner is not None else None
         self.fit_pose = fit_pose
         self.refine_pose = refine_pose
         self.flip_test = flip_test
@@ -104,13 +108,16 @@ class FaceEstimator:
 
     def _placed_by_trees(self, image: np.ndarray, lms: np.ndarray) -> np.ndarray:
         """Landmarks (N, 68, 3) placed again by the trees, each from the upright frame of its own, then moved by
-        the refiner; scores kept."""
+        the refiner and the shape model; scores kept."""
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         lms = np.array(lms, np.float32, copy=True)
         for lm in lms:
             lm[:, :2] = predict_landmarks(self.trees, gray, upright_frame(lm))
         if self.refiner is not None and len(lms):
             lms[:, :, :2] = self.refiner.refine(gray, lms, flip=self.flip_test)
+            if self.shape is not None:
+                for lm in lms:
+                    lm[:, :2] = constrain(self.shape, lm)
         return lms
 
     def _faces(self, image: np.ndarray, lms: np.ndarray, boxes_xywh: np.ndarray) -> list[Face]:

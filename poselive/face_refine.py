@@ -1,5 +1,5 @@
-"""face-full's last step: a small network that moves each of the 68 landmarks the trees placed, from what it sees
-around that landmark.
+"""face-full's second step: a small network that moves each of the 68 landmarks the trees placed, from what it
+sees around that landmark (poselive.face_shape then slides the jaw and brow points along their lines).
 
 The face is first turned upright and scaled as the trees saw it (face_trees.upright_frame of the landmarks:
 `FRAME_PX` px a frame side) into a `CANVAS_PX` square canvas, normalised to zero mean and unit spread. Around

@@ -17,12 +17,14 @@ REPO_MODELS = REPO / "models"
 PACKAGED = Path(__file__).resolve().parent / "_shipped"
 # The person finder used where none is named (PoseEstimator, and eval / predict --detector).
 DEFAULT_DETECTOR = "body-det-3"
-# face-full, in two files: the regression trees that place the 68 face landmarks after face-lite's look
+# face-full, in three files: the regression trees that place the 68 face landmarks after face-lite's look
 # (poselive.face_trees; NME 4.29% against face-lite's 5.43% on the held-out 300-W faces), which still photos and
-# the live FaceStage use, and the patch network that moves each landmark the trees placed (poselive.face_refine;
-# 3.74% after the trees, with the mirror image), which still photos use.
+# the live FaceStage use; the patch network that moves each landmark the trees placed (poselive.face_refine;
+# 3.74% after the trees, with the mirror image) and the shape model that then slides jaw and brow points along
+# their lines (poselive.face_shape; 3.63%), which still photos use.
 FACE_TREES = "face-full"
 FACE_REFINE = "face-full-refine"
+FACE_SHAPE = "face-shape"
 # The keypoint model for still photos (PoseEstimator, predict, eval): body-lite-160 places joints more precisely
 # than body-lite (OKS AP with own detections 0.472 against 0.439 on our validation split) for 1.4x the network
 # time, which a photo can afford. The live pipeline keeps body-lite (poselive.app).

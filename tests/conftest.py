@@ -38,7 +38,8 @@ def decoder_impl(request, monkeypatch) -> str:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared data folder: $POSELIVE_DATA, else ../shared/data beside the project (see its README.md)."""
-    path = Path(os.environ.get("POSELIVE_DATA") or ROOT.parent / "shared" / "data")
+    # Absolute: tests link to files in it from temporary folders, where a relative link would point nowhere.
+    path = Path(os.environ.get("POSELIVE_DATA") or ROOT.parent / "shared" / "data").resolve()
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path}; set POSELIVE_DATA to the shared/data folder")
     return path
@@ -54,4 +55,28 @@ def shipped_body_models() -> Path:
         if not (folder / f"{name}.pt").exists():
             pytest.skip(f"shipped weights {folder / name}.pt are missing (train and ship them, or set "
                         f"POSELIVE_MODELS)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def held_out_faces(shared_data) -> list:
+    """Every 5th held-out 300-W face (28: 12 AFW, 16 HELEN; face_data.split_of_face, never trained on), as face
+    records, or a skip saying why there are none."""
+    pytest.importorskip("torch", reason="torch is not installed (the face records are training code)")
+    from poselive.train.face_data import face_records, split_of_face
+    faces = [r for r in face_records(shared_data) if split_of_face(r) == "val" and r.dataset != "ytf68"][::5]
+    if not faces:
+        pytest.skip(f"no held-out 300-W faces under {shared_data}/face")
+    return faces
+
+
+@pytest.fixture(scope="session")
+def shipped_face_models() -> Path:
+    """The folder holding face-lite and face-full's three files (trees, patch network, shape model), or a skip
+    saying which is missing."""
+    from poselive.weights import models_dir
+    folder = models_dir()
+    for name in ("face-lite.onnx", "face-full.npz", "face-full-refine.onnx", "face-shape.npz"):
+        if not (folder / name).exists():
+            pytest.skip(f"shipped weights {folder / name} are missing (train and ship them, or set POSELIVE_MODELS)")
     return folder

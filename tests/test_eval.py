@@ -290,10 +290,11 @@ def test_face_eval_writes_scores_and_a_ced_plot(shared_data, tmp_path, monkeypat
     assert main(["eval", "--task", "face", "--data", str(faces), "--model", str(weights), "--out", str(out),
                  "--device", "cpu"]) == 0
     report = json.loads(out.read_text())
-    # The model alone, then with face-full's trees (as the live stage runs it), then with its patch network too
-    # (as `predict` runs it).
-    assert len(report["methods"]) == 3
+    # The model alone, then with face-full's trees (as the live stage runs it), then with its patch network, then
+    # with its shape model too (as `predict` runs it).
+    assert len(report["methods"]) == 4
     assert sum(m.endswith(" + face-full trees only") for m in report["methods"]) == 1
+    assert sum(m.endswith(" + face-full without face-shape") for m in report["methods"]) == 1
     assert sum(m.endswith(" + face-full") for m in report["methods"]) == 1
     assert all(s["faces"] == 3 and s["nme"] > 0 for s in report["methods"].values())
     # Rows per source set and over all faces, per kind of box; the landmark box row has every face.

@@ -9,27 +9,10 @@ import pytest
 
 from poselive.errors import WeightsError
 from poselive.face_refine import CANVAS_PX, FRAME_PX, PatchRefiner, landmarks_from_offsets, patch_input
-from poselive.weights import models_dir
 
 
-def _held_out(shared_data, every: int = 5):
-    pytest.importorskip("torch", reason="torch is not installed (the face records are training code)")
-    from poselive.train.face_data import face_records, split_of_face
-    faces = [r for r in face_records(shared_data) if split_of_face(r) == "val" and r.dataset != "ytf68"][::every]
-    if not faces:
-        pytest.skip(f"no held-out 300-W faces under {shared_data}/face")
-    return faces
-
-
-def _shipped(name: str):
-    path = models_dir() / name
-    if not path.exists():
-        pytest.skip(f"shipped weights {path} are not there (ship them, or set POSELIVE_MODELS)")
-    return path
-
-
-def test_zero_offsets_give_back_the_landmarks_to_within_a_canvas_pixel(shared_data):
-    rec = _held_out(shared_data)[0]
+def test_zero_offsets_give_back_the_landmarks_to_within_a_canvas_pixel(held_out_faces):
+    rec = held_out_faces[0]
     gray = cv2.imread(rec.image_path, cv2.IMREAD_GRAYSCALE)
     xy = np.asarray(rec.keypoints, np.float64)[:, :2]
     inp = patch_input(gray, xy)
@@ -43,17 +26,16 @@ def test_zero_offsets_give_back_the_landmarks_to_within_a_canvas_pixel(shared_da
     assert inp.patches[:, 0].std(axis=(1, 2)).min() > 0.01
 
 
-def test_refining_brings_the_trees_landmarks_closer_to_clean_labels(shared_data):
+def test_refining_brings_the_trees_landmarks_closer_to_clean_labels(held_out_faces, shipped_face_models):
     """On 28 held-out faces (12 AFW, 16 HELEN) from face-lite's look in the landmark box: the trees alone measured
     NME 0.0454, trees then refine (with the mirror image) 0.0396, 25 of the 28 faces closer (2026-12-04). Most
     faces must get closer, and the mean must drop."""
     from poselive.face_estimator import FaceEstimator
     from poselive.face_metrics import nme
-    faces = _held_out(shared_data)
-    refiner = _shipped("face-full-refine.onnx")
-    _shipped("face-full.npz")
+    faces = held_out_faces
+    refiner = shipped_face_models / "face-full-refine.onnx"
     trees_only = FaceEstimator("face-lite", device="onnx", fit_pose=False, refiner=None)
-    refined = FaceEstimator("face-lite", device="onnx", fit_pose=False, refiner=refiner)
+    refined = FaceEstimator("face-lite", device="onnx", fit_pose=False, refiner=refiner, shape=None)
     labels = np.stack([np.asarray(r.keypoints)[:, :2] for r in faces])
     before, after = [], []
     for r in faces:
@@ -72,15 +54,15 @@ def _refined_nme(refiner, faces, starts, labels, flip):
     return nme(np.stack(out), labels).mean()
 
 
-def test_the_mirror_image_is_read_with_left_and_right_swapped(shared_data, monkeypatch):
+def test_the_mirror_image_is_read_with_left_and_right_swapped(held_out_faces, shipped_face_models, monkeypatch):
     """refine(flip=True) averages the network's landmarks with its landmarks on the mirror image. The right eye's
     head must read the mirror image's right eye, which is the left eye mirrored: on the 28 held-out faces,
     started from their labels shaken by 3% of the eye distance, one look measured NME 0.0284, with the mirror
     image 0.0271, and without the left/right swap 0.0341 (2026-12-04): the flip test must be at least as close as
     one look, and far closer than without the swap."""
     from poselive.schemas import FACE68
-    faces = _held_out(shared_data)
-    refiner = PatchRefiner(_shipped("face-full-refine.onnx"))
+    faces = held_out_faces
+    refiner = PatchRefiner(shipped_face_models / "face-full-refine.onnx")
     labels = np.stack([np.asarray(r.keypoints)[:, :2] for r in faces])
     eyes = np.linalg.norm(labels[:, 36] - labels[:, 45], axis=1)
     starts = labels + np.random.default_rng(0).normal(0, 0.03, labels.shape) * eyes[:, None, None]
@@ -92,15 +74,14 @@ def test_the_mirror_image_is_read_with_left_and_right_swapped(shared_data, monke
     assert unswapped > flipped + 0.005, f"without the swap {unswapped:.4f}, with it {flipped:.4f}"
 
 
-def test_onnx_runtime_runs_what_torch_trained_and_train_command_ships_it(shared_data, tmp_path, monkeypatch):
+def test_onnx_runtime_runs_what_torch_trained_and_train_command_ships_it(held_out_faces, shipped_face_models,
+                                                                         shared_data, tmp_path, monkeypatch):
     """`poselive train face-full-refine` end to end on the real training faces with a network small enough for a
     test: it writes an ONNX file that --ship copies where models are read from, ONNX Runtime gives torch's
     landmarks, and a second run resumes (nothing left to train) instead of starting over."""
     pytest.importorskip("torch", reason="torch is not installed (the training command is training code)")
     import poselive.train.face_refine as trainer
     from poselive.cli import main
-    _shipped("face-full.npz")
-    _shipped("face-lite.onnx")
     if not (shared_data / "face" / "300w").is_dir():
         pytest.skip(f"no 300-W faces under {shared_data}/face")
     tiny = replace(trainer.RefineTrainConfig(), epochs=1, widths=(8, 8, 8), features=16)
@@ -121,7 +102,7 @@ def test_onnx_runtime_runs_what_torch_trained_and_train_command_ships_it(shared_
     net = trainer.make_network(tiny)
     net.load_state_dict(torch.load(run / "last.pt", weights_only=False)["net"])
     net.eval()
-    rec = _held_out(shared_data)[1]
+    rec = held_out_faces[1]
     gray = cv2.imread(rec.image_path, cv2.IMREAD_GRAYSCALE)
     start = np.asarray(rec.keypoints, np.float64)[None, :, :2] + 2.0
     by_torch = trainer.refine_with_torch(net, [gray], start)[0]
@@ -130,11 +111,11 @@ def test_onnx_runtime_runs_what_torch_trained_and_train_command_ships_it(shared_
     np.testing.assert_allclose(by_ort, by_torch, atol=1e-3)
 
 
-def test_wrong_files_are_refused_in_one_line(tmp_path):
+def test_wrong_files_are_refused_in_one_line(shipped_face_models, tmp_path):
     bad = tmp_path / "face-full-refine.onnx"
     bad.write_bytes(b"not an onnx file")
     with pytest.raises(WeightsError, match="cannot load ONNX model") as e:
         PatchRefiner(bad)
     assert "\n" not in str(e.value)
     with pytest.raises(WeightsError, match="is not a face-full refining network"):
-        PatchRefiner(_shipped("face-lite.onnx"))
+        PatchRefiner(shipped_face_models / "face-lite.onnx")

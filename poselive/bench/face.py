@@ -18,9 +18,10 @@ def face_section(args, repeats: int = 50) -> str:
     from poselive.face_detect import face_box_from_landmarks
     from poselive.face_estimator import FaceEstimator
     from poselive.face_refine import PatchRefiner
+    from poselive.face_shape import ShapeModel
     from poselive.face_trees import TreeCascade
     from poselive.train.face_data import face_records, split_of_face
-    from poselive.weights import FACE_REFINE, FACE_TREES, resolve_weights
+    from poselive.weights import FACE_REFINE, FACE_SHAPE, FACE_TREES, resolve_weights
     try:
         rec = next(r for r in face_records() if split_of_face(r) == "val")
     except StopIteration:
@@ -40,12 +41,15 @@ def face_section(args, repeats: int = 50) -> str:
             med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
             rows.append([f"poselive face-lite ({est.landmarks.backend.name}), {what}", f"{med:.2f}", f"{p90:.2f}"])
         # face-full's steps: face-lite's look, then the regression trees from its landmarks (as the live stage
-        # runs it), then the patch network after them, on the face and its mirror image (as predict runs it).
+        # runs it), then the patch network after them, on the face and its mirror image, and the shape model
+        # (as predict runs it).
         est.fit_pose, est.refine_pose = True, False
         est.trees = TreeCascade.load(resolve_weights(FACE_TREES))
         refiner = PatchRefiner(resolve_weights(FACE_REFINE))
-        for what, est.refiner, est.flip_test in ((f"{FACE_TREES} trees (live)", None, False),
-                                                 (f"{FACE_TREES} trees + refine (predict)", refiner, True)):
+        shape = ShapeModel.load(resolve_weights(FACE_SHAPE))
+        for what, est.refiner, est.shape, est.flip_test in (
+                (f"{FACE_TREES} trees (live)", None, None, False),
+                (f"{FACE_TREES} trees + refine + shape (predict)", refiner, shape, True)):
             med, p90 = percentiles_ms(time_calls(lambda: est.estimate(image, np.asarray([box])), repeats, 5))
             rows.append([f"poselive face-lite + {what}, landmarks + head pose", f"{med:.2f}", f"{p90:.2f}"])
     except PoseliveError as e:

@@ -138,7 +138,7 @@ def eval_face(args) -> int:
     from poselive.face_estimator import FACE_MIN_SCORE, FaceEstimator
     from poselive.train.evaluate import _model_label as _label
     from poselive.train.face_data import face_records, read_face_folder, split_of_face
-    from poselive.weights import FACE_REFINE, FACE_TREES
+    from poselive.weights import FACE_REFINE, FACE_SHAPE, FACE_TREES
     if args.data:
         recs = [r for folder in args.data for r in read_face_folder(Path(folder), Path(folder).name)]
         where = ", ".join(args.data)
@@ -154,11 +154,14 @@ def eval_face(args) -> int:
     first = next(iter(estimators.values()))
     methods = {name: _landmarks(est) for name, est in estimators.items()}
     # face-full, as predict runs it: the first model's look, then the trees from the landmarks it found, then
-    # the patch network that moves each landmark; and the trees alone, to show what each step brings.
+    # the patch network that moves each landmark, then the shape model; and without the last steps, to show
+    # what each step brings.
     for trees in getattr(args, "trees", None) or [FACE_TREES]:
         look = f"{_label(str(models[0]))} + {_label(str(trees))}"
         methods[f"{look} trees only"] = _landmarks(FaceEstimator(models[0], device=args.device, trees=trees,
                                                                  refiner=None))
+        methods[f"{look} without {FACE_SHAPE}"] = _landmarks(FaceEstimator(models[0], device=args.device,
+                                                                           trees=trees, shape=None))
         methods[look if trees == FACE_TREES else f"{look} + {FACE_REFINE}"] = _landmarks(
             FaceEstimator(models[0], device=args.device, trees=trees))
     if args.baseline:

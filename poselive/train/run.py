@@ -11,7 +11,7 @@ import torch
 from poselive.errors import PoseliveError
 from poselive.nets.configs import config_by_name
 from poselive.train.loop import DetectionTask, KeypointTask, TrainConfig, train
-from poselive.weights import FACE_REFINE, FACE_TREES, resolve_weights, training_state
+from poselive.weights import FACE_REFINE, FACE_SHAPE, FACE_TREES, resolve_weights, training_state
 
 log = logging.getLogger("poselive.train")
 
@@ -69,6 +69,9 @@ def train_command(args) -> int:
     if args.config == FACE_REFINE:  # a patch network with its own data and loop (poselive.train.face_refine)
         from poselive.train.face_refine import train_command as train_refine_command
         return train_refine_command(args)
+    if args.config == FACE_SHAPE:  # a Gaussian shape model, fitted in seconds (poselive.train.face_shape)
+        from poselive.train.face_shape import train_command as train_shape_command
+        return train_shape_command(args)
     out = Path(args.out or f"runs/{args.config}")
     if args.ship:
         from poselive.weights import models_dir
