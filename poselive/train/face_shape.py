@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from poselive.face_shape import NUM_LANDMARKS, ShapeModel, ShapeNoise
-from poselive.face_trees import similarity_2x2
+from poselive.face_shape import NUM_LANDMARKS, ShapeModel, ShapeNoise, aligned_to
 
 # Sure across the jaw and brow lines and at the eyes, nose and mouth; unsure along the lines (face_shape's
 # docstring has the measured errors this reflects).
@@ -31,9 +30,8 @@ def fit_shape_model(shapes: np.ndarray, noise: ShapeNoise = SHIPPED_NOISE, round
         raise ValueError(f"need (N >= {2 * NUM_LANDMARKS}, 68, 2) shapes, got {shapes.shape}")
     mean = _unit_eyes(shapes[0])
     for _ in range(rounds):
-        aligned = np.stack([(s - s.mean(0)) @ similarity_2x2(s, mean).astype(np.float64).T for s in shapes])
-        mean = _unit_eyes(aligned.mean(0))
-    aligned = np.stack([(s - s.mean(0)) @ similarity_2x2(s, mean).astype(np.float64).T for s in shapes])
+        mean = _unit_eyes(np.stack([aligned_to(mean, s)[0] for s in shapes]).mean(0))
+    aligned = np.stack([aligned_to(mean, s)[0] for s in shapes])
     return ShapeModel(aligned.mean(0), np.cov(aligned.reshape(len(shapes), -1), rowvar=False), noise)
 
 
