@@ -22,8 +22,9 @@ import numpy as np
 
 from poselive.errors import WeightsError
 from poselive.face_trees import similarity_2x2
+from poselive.schemas import FACE68
 
-NUM_LANDMARKS = 68
+NUM_LANDMARKS = FACE68.num_keypoints
 # The 300-W point runs a landmark's "along" direction follows: the jaw and each brow.
 LINES = (range(0, 17), range(17, 22), range(22, 27))
 JAW = slice(0, 17)

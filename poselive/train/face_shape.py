@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from poselive.face_shape import NUM_LANDMARKS, ShapeModel, ShapeNoise, aligned_to
+from poselive.schemas import FACE68_OUTER_EYE_CORNERS
 
 # Sure across the jaw and brow lines and at the eyes, nose and mouth; unsure along the lines (face_shape's
 # docstring has the measured errors this reflects).
@@ -20,7 +21,8 @@ SHIPPED_NOISE = ShapeNoise(jaw_along=0.07, jaw_across=0.02, brow_along=0.04, bro
 def _unit_eyes(xy: np.ndarray) -> np.ndarray:
     """Centred, outer eye corners 1 apart."""
     xy = xy - xy.mean(0)
-    return xy / np.linalg.norm(xy[36] - xy[45])
+    left, right = FACE68_OUTER_EYE_CORNERS
+    return xy / np.linalg.norm(xy[left] - xy[right])
 
 
 def fit_shape_model(shapes: np.ndarray, noise: ShapeNoise = SHIPPED_NOISE, rounds: int = 5) -> ShapeModel:
