@@ -30,7 +30,7 @@ FRAME_PX = 128     # the upright frame's side on the canvas
 CANVAS_PX = 160    # room around the frame for patches at the jaw
 PATCH_PX = 32
 OFFSET_UNIT_PX = 8.0  # the network's output unit, canvas px (keeps its targets near 1)
-NUM_LANDMARKS = 68
+NUM_LANDMARKS = FACE68.num_keypoints
 
 
 @dataclass(frozen=True)
