@@ -21,11 +21,10 @@ import numpy as np
 
 from poselive.errors import PoseliveError
 from poselive.face_refine import NUM_LANDMARKS, OFFSET_UNIT_PX, PATCH_PX, patch_input
+from poselive.face_shape import JAW
 from poselive.transforms import apply_matrix, invert_matrix
 
 log = logging.getLogger(__name__)
-
-JAW = slice(0, 17)
 
 
 @dataclass(frozen=True)
